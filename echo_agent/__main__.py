@@ -1,0 +1,3 @@
+from echo_agent.cli import app
+
+app()

@@ -1,0 +1,95 @@
+"""Where echo-agent keeps things, and the settings a user may change.
+
+Settings come from keyword arguments, then `<home>/config.toml`, then the defaults below. The home holds the
+user's data (store, adapters, config, logs); the cache holds what can be rebuilt (converted models).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def home_dir() -> Path:
+    """The user's data directory: ECHO_AGENT_HOME, else $XDG_DATA_HOME/echo-agent."""
+    if env := os.environ.get("ECHO_AGENT_HOME"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "echo-agent"
+
+
+def cache_dir() -> Path:
+    """Rebuildable files (converted models): ECHO_AGENT_CACHE, else $XDG_CACHE_HOME/echo-agent."""
+    if env := os.environ.get("ECHO_AGENT_CACHE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "echo-agent"
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message says which file and why."""
+
+
+@dataclass
+class Settings:
+    # --- model ---
+    model: str = "embedded"
+    """Model to run: "embedded" (SmolLM2-135M-Instruct), a transformers directory, or a GGUF file."""
+    backend: str = "local"
+    """Model backend: local (transformers + peft), vllm, or scripted."""
+    max_seq_len: int = 2048
+    """Longest token sequence the model sees at run time and in training."""
+    # --- shell and observations ---
+    command_timeout: float = 30.0
+    """Seconds a command may run before it is interrupted."""
+    input_wait: float = 1.0
+    """Seconds a command may sit blocked reading the terminal before it is interrupted as waiting for input."""
+    output_cap_bytes: int = 256 * 1024
+    """Stored output cap (head + tail around the elision marker)."""
+    context_head_chars: int = 2000
+    """Characters of an output's head the model sees in context."""
+    context_tail_chars: int = 2000
+    """Characters of an output's tail the model sees in context."""
+    read_only_commands: list[str] = field(default_factory=list)
+    """Extra command names the user declares read-only (retrievals, run without asking)."""
+    # --- store and privacy ---
+    redact_patterns: list[str] = field(default_factory=list)
+    """Extra regular expressions whose matches are redacted before anything is stored."""
+    excluded_dirs: list[str] = field(default_factory=list)
+    """Directories whose steps are stored with trainable=0."""
+    # --- updater (defaults from DESIGN.md) ---
+    lora_r: int = 16
+    lora_alpha: int = 32
+    duplicate_cap: int = 3
+    """Identical (command, output, cwd_before) steps labelled per training set."""
+    heldout_fraction: float = 0.10
+    gate_margin: float = 0.02
+    """Relative env-CE gain a candidate needs over the current adapter."""
+    forgetting_tolerance: float = 0.05
+    """Largest relative rise of the forgetting-probe CE over the base model."""
+    # --- recall ---
+    recall_threshold: float = -1.0
+    """Minimum token log-prob a prediction needs to be used instead of running the command."""
+    recall_verify_fraction: float = 0.10
+    """Fraction of confident recalls that are executed anyway to verify."""
+
+    @classmethod
+    def load(cls, home: Path | None = None, **overrides) -> Settings:
+        """Defaults, patched by `<home>/config.toml`, patched by keyword arguments."""
+        home = home or home_dir()
+        values: dict = {}
+        path = home / "config.toml"
+        if path.exists():
+            try:
+                values = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{path}: not valid TOML ({e}); fix or remove the file") from e
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,98 @@
+"""The observation contract: how terminal output becomes the text the model sees and is trained on.
+
+Written down once, because the shell, the store, the transcript, the updater and recall depend on it.
+
+An observation message for a step with a command is:
+    the output (ending in a newline; one is added if missing; nothing when the output is empty),
+    then any harness lines,
+    then exactly one status line, last (no newline after it).
+
+Status lines (environment text, trained on):
+    [exit N]
+    [exit N, interrupted after S s]       the harness stopped the command (timeout, or waiting for input)
+    [no exit code: shell restarted]       the shell died
+
+Harness lines (the program's own words, never trained on; matched as exact whole lines):
+    [… N bytes omitted …]                 elision marker inside a capped output
+    [recalled, not executed]              first line of a recalled observation
+    [command was waiting for input]       the command blocked reading the terminal and was interrupted
+    [command timed out]                   the command ran past its timeout and was interrupted
+    [format error: …]                     the reply had no command and no answer (see FORMAT_WARNING)
+"""
+
+from __future__ import annotations
+
+import re
+
+RECALL_MARKER = "[recalled, not executed]"
+INPUT_MARKER = "[command was waiting for input]"
+TIMEOUT_MARKER = "[command timed out]"
+FORMAT_WARNING = (
+    "[format error: reply with exactly one ```bash block holding one command, "
+    "or a final answer in an ```answer block]"
+)
+SHELL_RESTARTED = "[no exit code: shell restarted]"
+
+_ELISION_RE = re.compile(r"\[… \d+ bytes omitted …\]")
+_STATUS_RE = re.compile(r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s)?\]|\[no exit code: shell restarted\]")
+_FIXED_HARNESS = {RECALL_MARKER, INPUT_MARKER, TIMEOUT_MARKER, FORMAT_WARNING}
+
+
+def elision_marker(n_bytes: int) -> str:
+    return f"[… {n_bytes} bytes omitted …]"
+
+
+def is_harness_line(line: str) -> bool:
+    """True for a whole line that is the program's own words (never trained on)."""
+    return line in _FIXED_HARNESS or _ELISION_RE.fullmatch(line) is not None
+
+
+def is_status_line(line: str) -> bool:
+    return _STATUS_RE.fullmatch(line) is not None
+
+
+def status_line(exit_code: int | None, interrupted_after: float | None = None) -> str:
+    """The status line for a finished command; exit_code None means the shell died."""
+    if exit_code is None:
+        return SHELL_RESTARTED
+    if interrupted_after is not None:
+        return f"[exit {exit_code}, interrupted after {_seconds(interrupted_after)} s]"
+    return f"[exit {exit_code}]"
+
+
+def exit_code_from_status(status: str) -> int | None:
+    m = re.fullmatch(r"\[exit (-?\d+)(, .*)?\]", status)
+    return int(m.group(1)) if m else None
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f}" if s >= 10 or float(s).is_integer() else f"{s:.1f}"
+
+
+def cap_text(text: str, head: int, tail: int, *, unit: str = "chars") -> str:
+    """Keep `head` + `tail` characters around an elision marker line; text within the cap is unchanged.
+
+    The cut points move to line boundaries when one is near, so the marker stands on a line of its own.
+    The marker counts the omitted UTF-8 bytes.
+    """
+    if len(text) <= head + tail:
+        return text
+    h, t = text[:head], text[len(text) - tail :]
+    # Prefer whole lines: drop a partial last head line / first tail line when the cut is mid-line.
+    nl = h.rfind("\n")
+    if nl >= head // 2:
+        h = h[: nl + 1]
+    nl = t.find("\n")
+    if 0 <= nl < tail // 2:
+        t = t[nl + 1 :]
+    omitted = text[len(h) : len(text) - len(t)]
+    if not h.endswith("\n"):
+        h += "\n"
+    return f"{h}{elision_marker(len(omitted.encode('utf-8', 'surrogatepass')))}\n{t}"
+
+
+def render_observation(output: str, status: str | None, harness_lines: list[str] = ()) -> str:
+    """The observation message text: output, harness lines, status line (see the module docstring)."""
+    head = output if not output or output.endswith("\n") else output + "\n"
+    tail = [*harness_lines, *([status] if status is not None else [])]
+    return head + "\n".join(tail)

@@ -19,6 +19,15 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main_callback() -> None:
+    """A terminal assistant that learns the machine it works on.
+
+    Every command it runs and everything the terminal prints is recorded in a local store; a background
+    updater fine-tunes a LoRA adapter to predict that output, so the assistant needs fewer look-ups over time.
+    """
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)

@@ -1,0 +1,64 @@
+"""The command line: help everywhere, no heavy imports for --help, and `exec`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import typer
+from typer.testing import CliRunner
+
+from echo_agent.cli import app
+
+runner = CliRunner()
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, (*prefix, name))
+
+
+def test_every_command_has_help_text():
+    root = typer.main.get_command(app)
+    commands = list(_all_commands(root))
+    assert ("exec",) in [path for path, _ in commands]
+    for path, cmd in commands:
+        assert (cmd.help or cmd.short_help or "").strip(), f"`echo-agent {' '.join(path)}` has no help text"
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, path
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from echo_agent.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'vllm') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_exec_prints_the_observation_and_passes_the_exit_code(tmp_path):
+    result = runner.invoke(app, ["exec", "--", "echo", "hello;", "exit 3"])
+    assert result.exit_code == 1  # `exit 3` ends the shell itself: no exit code, shown as a restart
+    assert result.output == "hello\n[no exit code: shell restarted]\n"
+    result = runner.invoke(app, ["exec", "--", "ls /nope"])
+    assert result.exit_code == 2 and result.output.endswith("[exit 2]\n")
+
+
+def test_exec_json_has_every_field():
+    result = runner.invoke(app, ["exec", "--json", "--timeout", "5", "--", "printf 'a\\nb'"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["output"] == "a\nb" and data["status"] == "[exit 0]" and data["exit_code"] == 0
+    for key in ("command", "note", "cwd_before", "cwd_after", "started_at", "duration_ms", "timed_out",
+                "truncated", "output_bytes"):
+        assert key in data

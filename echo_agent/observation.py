@@ -18,6 +18,8 @@ Harness lines (the program's own words, never trained on; matched as exact whole
     [command was waiting for input]       the command blocked reading the terminal and was interrupted
     [command timed out]                   the command ran past its timeout and was interrupted
     [format error: …]                     the reply had no command and no answer (see FORMAT_WARNING)
+    [not run: declined by the user]       the user said no at the confirmation prompt (no status line follows)
+    [not run: on the deny list]           the command is a known catastrophe and is refused in every mode
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ FORMAT_WARNING = (
     "or a final answer in an ```answer block]"
 )
 SHELL_RESTARTED = "[no exit code: shell restarted]"
+DECLINED_MARKER = "[not run: declined by the user]"
+DENIED_MARKER = "[not run: on the deny list]"
 
 _ELISION_RE = re.compile(r"\[… \d+ bytes omitted …\]")
 _STATUS_RE = re.compile(r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s)?\]|\[no exit code: shell restarted\]")
-_FIXED_HARNESS = {RECALL_MARKER, INPUT_MARKER, TIMEOUT_MARKER, FORMAT_WARNING}
+_FIXED_HARNESS = {RECALL_MARKER, INPUT_MARKER, TIMEOUT_MARKER, FORMAT_WARNING, DECLINED_MARKER, DENIED_MARKER}
 
 
 def elision_marker(n_bytes: int) -> str:

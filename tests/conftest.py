@@ -19,3 +19,4 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ECHO_AGENT_CACHE", str(TEST_CACHE))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+pytest_plugins = ["model_fixtures"]

@@ -15,14 +15,19 @@ parse is `writes` ("could not parse"). An unparseable string is still scanned wo
 in a construct bashlex lacks (`case`, `[[ … ]]`, `$((…))`, `select`, `coproc`) is still denied.
 
 Decisions worth knowing:
-- `cd`/`pushd`/`popd`, `export` and plain assignments (`X=1`) are read_only: they change only the shell's own
-  state, never files.
+- `cd`/`pushd`/`popd`, `export`, `read` and plain assignments (`X=1`, `a=(x y)`) are read_only: they change
+  only the shell's own state, never files. (`set`, `unset`, `alias` are not: they can break or subvert the
+  persistent shell.)
 - `X --help`, `X -h`, `X --version` (the only argument) are read_only for any X, except `-h` for
-  shutdown/halt/poweroff/reboot, where it means "halt".
+  shutdown/halt/poweroff/reboot (where it means "halt") and for sh/bash/dash/ksh (where it is a shell option).
 - `tee` with no file or only /dev/null, /dev/stdout, /dev/stderr is read_only; any other file is `writes`.
 - Package installs are writes + network (level network); removals are writes.
 - Names in `extra_read_only` (a name, or a word prefix such as "kubectl get") are trusted as given; redirections
-  and the deny list still apply.
+  and the deny list still apply, and commands that run other commands (sudo, env, xargs, shells, eval, su)
+  cannot be declared read-only.
+- A function definition is `writes` (it changes what later names mean), and its body is checked too.
+- The body of a heredoc is checked for `$(…)`/backticks, quoted delimiter or not (bashlex cannot tell them apart
+  after the rewrite below), so a quoted heredoc holding backticks may come out `writes`.
 """
 
 from __future__ import annotations
@@ -63,10 +68,10 @@ READ_ONLY_COMMANDS = frozenset(
     cut tr jq diff cmp md5sum sha1sum sha224sum sha256sum sha384sum sha512sum b2sum cksum true false test [ :
     column nl od hexdump strings cd pushd popd export sleep zcat bzcat xzcat nproc arch groups who w tty locale
     getconf getent seq rev tac paste join comm fold fmt expr findmnt ss netstat pgrep pidof vmstat iostat base64
-    cal man whatis apropos locate apt-cache dpkg-query lsattr getfacl hostnamectl timedatectl
+    cal man whatis apropos locate apt-cache dpkg-query lsattr getfacl hostnamectl timedatectl read
     """.split()
 )
-_SHELL_STATE = frozenset({"cd", "pushd", "popd", "export"})
+_SHELL_STATE = frozenset({"cd", "pushd", "popd", "export", "read"})
 
 _DESTRUCTIVE = {
     "rm": "rm deletes files",
@@ -107,13 +112,17 @@ _INTERPRETERS = frozenset({"python", "python2", "python3", "perl", "ruby", "node
 _CODE_RUNNERS = _SHELLS | _INTERPRETERS | {"eval", "source", "."}
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch"})
 _HELP_FLAGS = frozenset({"--help", "-h", "--version"})
-_DASH_H_IS_HALT = frozenset({"shutdown", "halt", "poweroff", "reboot"})
-_SHELL_KEYWORDS = frozenset("if then else elif fi do done while until for in case esac select function time coproc ! [[ ]] { }".split())
+_DASH_H_IS_NOT_HELP = frozenset({"shutdown", "halt", "poweroff", "reboot", "sh", "bash", "dash", "ksh"})
+_SHELL_KEYWORDS = frozenset(
+    "if then else elif fi do done while until for in case esac select function time coproc ! [[ ]] { }".split()
+)
 
 # Wrappers run another command: name -> (options that take a value, what the wrapper itself adds).
 _WRAPPERS: dict[str, tuple[frozenset[str], tuple[str, str] | None]] = {
-    "sudo": (frozenset("-u -g -C -D -p -r -t -U -T -h --user --group --prompt --chdir".split()),
-             (PRIVILEGED, "sudo runs as root")),
+    "sudo": (
+        frozenset("-u -g -C -D -p -r -t -U -T -h --user --group --prompt --chdir".split()),
+        (PRIVILEGED, "sudo runs as root"),
+    ),
     "doas": (frozenset({"-u", "-C"}), (PRIVILEGED, "doas runs as root")),
     "env": (frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}), None),
     "nice": (frozenset({"-n", "--adjustment"}), None),
@@ -124,7 +133,10 @@ _WRAPPERS: dict[str, tuple[frozenset[str], tuple[str, str] | None]] = {
     "command": (frozenset(), None),
     "builtin": (frozenset(), None),
     "exec": (frozenset({"-a"}), None),
-    "xargs": (frozenset("-a -d -E -I -L -n -P -s --arg-file --delimiter --max-args --max-procs".split()), None),
+    "xargs": (
+        frozenset("-a -d -E -I -L -n -P -s --arg-file --delimiter --max-args --max-procs".split()),
+        None,
+    ),
 }
 
 
@@ -141,22 +153,42 @@ def _pm(reads: str, queries: str, installs: str, removes: str) -> _PackageManage
 
 _APT_INSTALLS = "install upgrade full-upgrade dist-upgrade update reinstall build-dep source download"
 _APT_REMOVES = "remove purge autoremove autopurge clean autoclean"
-_DNF = _pm("list info repolist provides whatprovides deplist history", "search check-update",
-           "install upgrade update reinstall downgrade makecache groupinstall", "remove erase autoremove clean")
+_DNF = _pm(
+    "list info repolist provides whatprovides deplist history",
+    "search check-update",
+    "install upgrade update reinstall downgrade makecache groupinstall",
+    "remove erase autoremove clean",
+)
 _PACKAGE_MANAGERS = {
     "apt": _pm("list show policy depends rdepends showsrc", "search changelog", _APT_INSTALLS, _APT_REMOVES),
     "apt-get": _pm("check", "changelog", _APT_INSTALLS, _APT_REMOVES),
     "dnf": _DNF,
     "yum": _DNF,
-    "brew": _pm("list ls info config doctor deps leaves --prefix --cellar --repository", "search outdated",
-                "install upgrade update reinstall tap fetch", "uninstall remove rm untap cleanup autoremove"),
-    "pip": _pm("list show freeze check help debug inspect", "search index", "install download wheel", "uninstall"),
-    "npm": _pm("ls list ll la help root prefix explain why query", "view info show search outdated audit",
-               "install i ci add update up upgrade link", "uninstall remove rm un r prune dedupe"),
+    "brew": _pm(
+        "list ls info config doctor deps leaves --prefix --cellar --repository",
+        "search outdated",
+        "install upgrade update reinstall tap fetch",
+        "uninstall remove rm untap cleanup autoremove",
+    ),
+    "pip": _pm(
+        "list show freeze check help debug inspect", "search index", "install download wheel", "uninstall"
+    ),
+    "npm": _pm(
+        "ls list ll la help root prefix explain why query",
+        "view info show search outdated audit",
+        "install i ci add update up upgrade link",
+        "uninstall remove rm un r prune dedupe",
+    ),
     "yarn": _pm("list why bin", "info outdated", "add install upgrade up dlx", "remove"),
-    "pnpm": _pm("ls list why root bin", "outdated", "add install i update up dlx", "remove rm uninstall prune"),
-    "cargo": _pm("tree metadata locate-project pkgid read-manifest verify-project", "search info",
-                 "install add update fetch", "uninstall remove"),
+    "pnpm": _pm(
+        "ls list why root bin", "outdated", "add install i update up dlx", "remove rm uninstall prune"
+    ),
+    "cargo": _pm(
+        "tree metadata locate-project pkgid read-manifest verify-project",
+        "search info",
+        "install add update fetch",
+        "uninstall remove",
+    ),
     "gem": _pm("list info contents env which help spec", "search", "install update", "uninstall cleanup"),
 }
 _PACKAGE_MANAGERS["pip3"] = _PACKAGE_MANAGERS["pip"]
@@ -183,8 +215,12 @@ _SYSTEM_DIRS = frozenset(
     "/ /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /sbin /srv /sys /usr /var".split()
 )
 _HOME = frozenset({"~", "$HOME", "${HOME}"})
-_HARMLESS_DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty"})
-_BLOCK_DEVICE = re.compile(r"/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|dm-\d|md\d|mapper/|loop\d)")
+_HARMLESS_DEVICES = frozenset(
+    {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/tty"}
+)
+_BLOCK_DEVICE = re.compile(
+    r"/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|dm-\d|md\d|mapper/|loop\d)"
+)
 _WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 _MAX_DEPTH = 8
 
@@ -208,17 +244,24 @@ def _deny_reason(name: str, args: list[str]) -> str | None:
     """The deny-list entry this argv matches, if any."""
     shown = " ".join([name, *args])[:80]
     operands = [a for a in args if not a.startswith("-")]
-    if name == "rm" and _is_recursive(args) and (
-        "--no-preserve-root" in args or any(_is_catastrophic_target(a) for a in operands)
+    if (
+        name == "rm"
+        and _is_recursive(args)
+        and ("--no-preserve-root" in args or any(_is_catastrophic_target(a) for a in operands))
     ):
         return shown
     if (name.startswith("mkfs") or name == "mke2fs") and operands:
         return shown
     if name == "dd" and any(
-        a.startswith("of=/dev/") and a[3:] not in _HARMLESS_DEVICES and not a.startswith("of=/dev/fd/") for a in args
+        a.startswith("of=/dev/") and a[3:] not in _HARMLESS_DEVICES and not a.startswith("of=/dev/fd/")
+        for a in args
     ):
         return shown
-    if name in ("chmod", "chown", "chgrp") and _is_recursive(args) and any(_is_catastrophic_target(a) for a in operands[1:]):
+    if (
+        name in ("chmod", "chown", "chgrp")
+        and _is_recursive(args)
+        and any(_is_catastrophic_target(a) for a in operands[1:])
+    ):
         return shown
     return None
 
@@ -297,7 +340,9 @@ def _reads_program_from_stdin(argv: list[str]) -> bool:
     return not operands or operands[0] == "-"
 
 
-def _program_and_operands(args: list[str], takes_value: frozenset[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def _program_and_operands(
+    args: list[str], takes_value: frozenset[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
     """Options anywhere on the line (sed, awk style) and the remaining operands."""
     options: list[tuple[str, str]] = []
     operands: list[str] = []
@@ -329,6 +374,14 @@ class _Analysis:
         self.findings: list[tuple[str, str, bool]] = []
         self.extra = [entry.split() for entry in extra_read_only if entry.split()]
         self.depth = 0
+
+    def declared_read_only(self, name: str, argv: list[str]) -> bool:
+        """Whether the user declared this command read-only; commands that run other commands never are."""
+        if name in _WRAPPERS or name in _CODE_RUNNERS or name == "su":
+            return False
+        return any(
+            argv[: len(entry)] == entry or [name, *argv[1:]][: len(entry)] == entry for entry in self.extra
+        )
 
     def add(self, level: str, reason: str, denied: bool = False) -> None:
         self.findings.append((level, reason, denied))
@@ -427,7 +480,11 @@ class _Analysis:
         if words[0].parts and _runs_downloader(words[0]):
             self.deny(DESTRUCTIVE, "runs downloaded code")
         effective = _effective_argv(argv)
-        if effective and _command_name(effective[0]) in _CODE_RUNNERS and any(_runs_downloader(w) for w in words):
+        if (
+            effective
+            and _command_name(effective[0]) in _CODE_RUNNERS
+            and any(_runs_downloader(w) for w in words)
+        ):
             self.deny(DESTRUCTIVE, f"{effective[0]} runs downloaded code")
         self.argv(argv)
 
@@ -442,6 +499,12 @@ class _Analysis:
             self.walk(stage)
 
     def redirect(self, node: bashlex.ast.node) -> None:
+        heredoc = getattr(node, "heredoc", None)
+        if heredoc is not None:
+            # bash expands `$(…)` in an unquoted heredoc's body, and bashlex leaves the body as text.
+            for line in heredoc.value.splitlines():
+                if "$(" in line or "`" in line:
+                    self.script("echo " + line)
         target = node.output
         if not isinstance(target, bashlex.ast.node):
             return  # a file descriptor: 2>&1, >&2
@@ -463,14 +526,21 @@ class _Analysis:
         name = _command_name(argv[0])
         args = argv[1:]
         if name is None:
-            self.add(WRITES, f"command name computed at run time: {argv[0][:40]}" if argv[0] else "empty command name")
+            self.add(
+                WRITES,
+                f"command name computed at run time: {argv[0][:40]}" if argv[0] else "empty command name",
+            )
             return
         deny = _deny_reason(name, args)
         if deny:
             self.deny(DESTRUCTIVE, deny)
-        if len(args) == 1 and args[0] in _HELP_FLAGS and not (args[0] == "-h" and name in _DASH_H_IS_HALT):
+        if (
+            len(args) == 1
+            and args[0] in _HELP_FLAGS
+            and not (args[0] == "-h" and name in _DASH_H_IS_NOT_HELP)
+        ):
             self.add(READ_ONLY, f"{name} {args[0]} only prints")
-        elif any(argv[: len(entry)] == entry or [name, *args][: len(entry)] == entry for entry in self.extra):
+        elif self.declared_read_only(name, argv):
             self.add(READ_ONLY, f"{name} declared read-only")
         elif name in _HANDLERS:
             _HANDLERS[name](self, name, args)
@@ -522,7 +592,9 @@ class _Analysis:
 
     def shell(self, name: str, args: list[str]) -> None:
         options, operands = _parse_options(args, frozenset({"-o", "+o", "-O", "+O"}))
-        if any(option.startswith("-") and not option.startswith("--") and "c" in option for option, _ in options):
+        if any(
+            option.startswith("-") and not option.startswith("--") and "c" in option for option, _ in options
+        ):
             if operands:
                 self.script(operands[0])
             else:
@@ -582,8 +654,9 @@ def _bashlex_workarounds(text: str) -> str:
     """Rewrite common constructs bashlex rejects into ones it accepts that carry the same risk, for a second try.
 
     A quoted heredoc delimiter (`<<'EOF'`) is unquoted (bashlex never parses heredoc bodies anyway); the `time`
-    keyword at the start of a pipeline is dropped (it only measures); `[[ … ]]` becomes `[ … ]`; and an arithmetic
-    expansion without commands inside (`$((i + 1))`) becomes a plain number.
+    keyword at the start of a pipeline is dropped (it only measures); `[[ … ]]` becomes `[ … ]`; an arithmetic
+    expansion without commands inside (`$((i + 1))`) becomes a plain number; an array assignment without
+    commands inside (`a=(x y)`) becomes a plain assignment.
     """
     text = re.sub(r"<<(-?)\s*(['\"])([^'\"\s]+)\2", r"<<\1\3", text)
     text = re.sub(r"<<(-?)\s*\\(\w+)", r"<<\1\2", text)
@@ -591,6 +664,7 @@ def _bashlex_workarounds(text: str) -> str:
     text = re.sub(r"(?<![^\s;&|(!])\[\[(?=\s)", "[", text)
     text = re.sub(r"(?<=\s)\]\](?=$|[\s;&|)])", "]", text)
     plain = r"(?:[^()`$]|\$(?=[\w{]))"  # anything but a command substitution
+    text = re.sub(rf"(?<![^\s;&|(])([A-Za-z_]\w*\+?=)\({plain}*\)", r"\1_", text)
     return re.sub(rf"\$\(\((?:{plain}|\({plain}*\))*\)\)", "0", text)
 
 
@@ -673,7 +747,9 @@ def _sed(a: _Analysis, name: str, args: list[str]) -> None:
     options, operands = _program_and_operands(args, frozenset({"-e", "-f", "-l", "--expression", "--file"}))
     scripts = [value for option, value in options if option in ("-e", "--expression")]
     scripts += [option[2:] for option, _ in options if option.startswith("-e") and len(option) > 2]
-    if not any(option in ("-e", "--expression", "-f", "--file") or option.startswith("-e") for option, _ in options):
+    if not any(
+        option in ("-e", "--expression", "-f", "--file") or option.startswith("-e") for option, _ in options
+    ):
         scripts += operands[:1]
     for option, _ in options:
         letters = option[1:].split("e", 1)[0].split("f", 1)[0] if not option.startswith("--") else ""
@@ -733,15 +809,40 @@ def _git_branch(a: _Analysis, sub: str, args: list[str]) -> None:
     force = bool(flags & {"-f", "--force"})
     if "-D" in flags or (flags & {"-d", "--delete"} and force):
         a.add(DESTRUCTIVE, "git branch -D deletes a branch")
-    elif flags & {"-d", "--delete", "-m", "-M", "-c", "-C", "--move", "--copy", "--unset-upstream",
-                  "--edit-description", "-u", "--set-upstream-to"} or force or any(
-        arg.startswith("--set-upstream-to=") for arg in args
+    elif (
+        flags
+        & {
+            "-d",
+            "--delete",
+            "-m",
+            "-M",
+            "-c",
+            "-C",
+            "--move",
+            "--copy",
+            "--unset-upstream",
+            "--edit-description",
+            "-u",
+            "--set-upstream-to",
+        }
+        or force
+        or any(arg.startswith("--set-upstream-to=") for arg in args)
     ):
         a.add(WRITES, "git branch changes branches")
     else:
         _, operands = _program_and_operands(
-            args, frozenset({"--contains", "--no-contains", "--merged", "--no-merged", "--points-at", "--sort",
-                             "--format"})
+            args,
+            frozenset(
+                {
+                    "--contains",
+                    "--no-contains",
+                    "--merged",
+                    "--no-merged",
+                    "--points-at",
+                    "--sort",
+                    "--format",
+                }
+            ),
         )
         if operands and not flags & {"--list", "-l"}:
             a.add(WRITES, "git branch creates a branch")
@@ -763,10 +864,20 @@ def _git_config(a: _Analysis, sub: str, args: list[str]) -> None:
         args, frozenset({"-f", "--file", "--blob", "--type", "--default", "--comment"})
     )
     flags = {option.split("=", 1)[0] for option, _ in options}
-    writing = {"--unset", "--unset-all", "--add", "--replace-all", "--rename-section", "--remove-section",
-               "--edit", "-e"}
+    writing = {
+        "--unset",
+        "--unset-all",
+        "--add",
+        "--replace-all",
+        "--rename-section",
+        "--remove-section",
+        "--edit",
+        "-e",
+    }
     reading = {"--get", "--get-all", "--get-regexp", "--get-urlmatch", "--list", "-l"}
-    if flags & writing or (operands and operands[0] in ("set", "unset", "edit", "rename-section", "remove-section")):
+    if flags & writing or (
+        operands and operands[0] in ("set", "unset", "edit", "rename-section", "remove-section")
+    ):
         a.add(WRITES, "git config changes settings")
     elif flags & reading or (operands and operands[0] in ("get", "list")) or len(operands) == 1:
         a.add(READ_ONLY, "git config only reads")
@@ -902,7 +1013,9 @@ def _rsync(a: _Analysis, name: str, args: list[str]) -> None:
     if any(arg.startswith("rsync://") or re.match(r"^[^/]*:", arg) for arg in operands):
         a.add(NETWORK, f"{name} copies to or from another host")
     a.add(WRITES, f"{name} writes files")
-    if name == "rsync" and any(arg.startswith("--delete") or arg.startswith("--remove-source") for arg in args):
+    if name == "rsync" and any(
+        arg.startswith("--delete") or arg.startswith("--remove-source") for arg in args
+    ):
         a.add(DESTRUCTIVE, "rsync --delete deletes files")
 
 
@@ -923,16 +1036,14 @@ def _operands(args: list[str]) -> list[str]:
 
 
 def _has(*flags: str) -> Callable[[list[str]], bool]:
-    return lambda args: any(arg in flags or any(arg.startswith(f + "=") for f in flags if f.startswith("--"))
-                            for arg in args)
+    return lambda args: any(
+        arg in flags or any(arg.startswith(f + "=") for f in flags if f.startswith("--")) for arg in args
+    )
 
 
 def _systemctl_reads(args: list[str]) -> bool:
     operands = _operands(args)
-    return not operands or operands[0] in {
-        "status", "show", "cat", "list-units", "list-unit-files", "list-timers", "list-sockets",
-        "list-dependencies", "is-active", "is-enabled", "is-failed", "is-system-running", "get-default",
-    }
+    return not operands or operands[0] in _SYSTEMCTL_READS
 
 
 def _systemctl(a: _Analysis, name: str, args: list[str]) -> None:
@@ -951,7 +1062,9 @@ def _tar_lists(args: list[str]) -> bool:
 
 
 def _date_sets_clock(args: list[str]) -> bool:
-    options, operands = _program_and_operands(args, frozenset({"-d", "--date", "-r", "--reference", "-f", "--file"}))
+    options, operands = _program_and_operands(
+        args, frozenset({"-d", "--date", "-r", "--reference", "-f", "--file"})
+    )
     return any(option in ("-s", "--set") or option.startswith("--set=") for option, _ in options) or any(
         not operand.startswith("+") for operand in operands
     )
@@ -976,7 +1089,14 @@ def _crontab(a: _Analysis, name: str, args: list[str]) -> None:
         a.add(WRITES, "crontab changes scheduled jobs")
 
 
-_IP_CHANGES = frozenset({"add", "del", "delete", "set", "flush", "change", "replace", "append", "exec", "prepend"})
+_IP_CHANGES = frozenset("add del delete set flush change replace append exec prepend".split())
+_SYSTEMCTL_READS = frozenset(
+    """status show cat list-units list-unit-files list-timers list-sockets list-dependencies is-active is-enabled
+    is-failed is-system-running get-default""".split()
+)
+_DPKG_QUERIES = frozenset(
+    "-l -L -s -S -p -c -I --list --listfiles --status --search --print-architecture --contents --info".split()
+)
 
 _HANDLERS: dict[str, _Handler] = {
     "su": _sudo_like_su,
@@ -993,41 +1113,85 @@ _HANDLERS: dict[str, _Handler] = {
     "rsync": _rsync,
     "scp": _scp,
     "systemctl": _systemctl,
-    "service": _when(lambda args: not ({"--status-all"} & set(args) or args[1:2] == ["status"]), PRIVILEGED,
-                     "changes system services", "only reads"),
+    "service": _when(
+        lambda args: not ({"--status-all"} & set(args) or args[1:2] == ["status"]),
+        PRIVILEGED,
+        "changes system services",
+        "only reads",
+    ),
     "mount": _when(bool, PRIVILEGED, "attaches filesystems", "alone lists mounts"),
-    "ip": _when(lambda args: bool(_IP_CHANGES & set(args)), PRIVILEGED, "changes network settings", "only reads"),
-    "sysctl": _when(lambda args: "-w" in args or any("=" in arg for arg in args), PRIVILEGED,
-                    "changes kernel settings", "only reads"),
-    "hostname": _when(lambda args: bool(_operands(args)) or "-F" in args, PRIVILEGED, "renames the machine",
-                      "only reads"),
+    "ip": _when(
+        lambda args: bool(_IP_CHANGES & set(args)), PRIVILEGED, "changes network settings", "only reads"
+    ),
+    "sysctl": _when(
+        lambda args: "-w" in args or any("=" in arg for arg in args),
+        PRIVILEGED,
+        "changes kernel settings",
+        "only reads",
+    ),
+    "hostname": _when(
+        lambda args: bool(_operands(args)) or "-F" in args, PRIVILEGED, "renames the machine", "only reads"
+    ),
     "date": _when(_date_sets_clock, PRIVILEGED, "sets the clock", "only reads"),
-    "dmesg": _when(_has("-c", "-C", "--clear", "-D", "-E", "--console-off", "--console-on"), PRIVILEGED,
-                   "changes the kernel log", "only reads"),
-    "journalctl": _when(lambda args: any(arg.startswith(("--vacuum", "--rotate", "--flush", "--relinquish"))
-                                         for arg in args), PRIVILEGED, "changes the journal", "only reads"),
-    "sort": _when(lambda args: any(arg.startswith("--output") or (arg.startswith("-") and not arg.startswith("--")
-                                                                   and "o" in arg) for arg in args),
-                  WRITES, "-o writes a file", "only reads"),
+    "dmesg": _when(
+        _has("-c", "-C", "--clear", "-D", "-E", "--console-off", "--console-on"),
+        PRIVILEGED,
+        "changes the kernel log",
+        "only reads",
+    ),
+    "journalctl": _when(
+        lambda args: any(arg.startswith(("--vacuum", "--rotate", "--flush", "--relinquish")) for arg in args),
+        PRIVILEGED,
+        "changes the journal",
+        "only reads",
+    ),
+    "sort": _when(
+        lambda args: any(
+            arg.startswith("--output") or (arg.startswith("-") and not arg.startswith("--") and "o" in arg)
+            for arg in args
+        ),
+        WRITES,
+        "-o writes a file",
+        "only reads",
+    ),
     "uniq": _when(lambda args: len(_operands(args)) >= 2, WRITES, "writes its output file", "only reads"),
     "xxd": _when(lambda args: len(_operands(args)) >= 2, WRITES, "writes its output file", "only reads"),
     "tree": _when(_has("-o"), WRITES, "-o writes a file", "only reads"),
-    "rg": _when(lambda args: any(arg.startswith("--pre") for arg in args), WRITES, "--pre runs a command",
-                "only reads"),
-    "top": _when(lambda args: "-b" not in args and "b" not in _short_flags(args), WRITES,
-                 "is interactive (use top -b -n1)", "only reads"),
-    "kill": _when(lambda args: args not in (["-l"], ["-L"]), DESTRUCTIVE, "stops processes", "only lists signals"),
+    "rg": _when(
+        lambda args: any(arg.startswith("--pre") for arg in args),
+        WRITES,
+        "--pre runs a command",
+        "only reads",
+    ),
+    "top": _when(
+        lambda args: "-b" not in args and "b" not in _short_flags(args),
+        WRITES,
+        "is interactive (use top -b -n1)",
+        "only reads",
+    ),
+    "kill": _when(
+        lambda args: args not in (["-l"], ["-L"]), DESTRUCTIVE, "stops processes", "only lists signals"
+    ),
     "crontab": _crontab,
     "tar": _when(lambda args: not _tar_lists(args), WRITES, "writes files", "-t only lists"),
-    "unzip": _when(lambda args: not ({"-l", "-v", "-Z", "-t"} & set(args)), WRITES, "writes files", "only lists"),
-    "dpkg": _when(lambda args: not any(arg in ("-l", "-L", "-s", "-S", "-p", "-c", "-I", "--list", "--listfiles",
-                                                "--status", "--search", "--print-architecture", "--contents",
-                                                "--info") for arg in args),
-                  WRITES, "changes installed packages", "only reads"),
-    "rpm": _when(lambda args: not args or not args[0].startswith("-q"), WRITES, "changes installed packages",
-                 "-q only reads"),
-    "pacman": _when(lambda args: not (args and (args[0].startswith("-Q") or re.fullmatch(r"-S[silgq]+", args[0]))),
-                    NETWORK, "changes installed packages", "only queries"),
+    "unzip": _when(
+        lambda args: not ({"-l", "-v", "-Z", "-t"} & set(args)), WRITES, "writes files", "only lists"
+    ),
+    "dpkg": _when(
+        lambda args: not _DPKG_QUERIES & set(args), WRITES, "changes installed packages", "only reads"
+    ),
+    "rpm": _when(
+        lambda args: not args or not args[0].startswith("-q"),
+        WRITES,
+        "changes installed packages",
+        "-q only reads",
+    ),
+    "pacman": _when(
+        lambda args: not (args and (args[0].startswith("-Q") or re.fullmatch(r"-S[silgq]+", args[0]))),
+        NETWORK,
+        "changes installed packages",
+        "only queries",
+    ),
     "npx": _npx,
 }
 

@@ -1,0 +1,266 @@
+"""The agent loop: ask the model for a reply, run its command (asking first when it is not read-only), record
+the step, repeat until the model answers or a limit is reached.
+
+Steered by three exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or wall time) and `FormatError`
+(a reply with neither a command nor an answer, which becomes a harness warning the model sees). Every step is
+committed to the store as it completes; the context is built from the stored (redacted) steps with
+`transcript.py`, so what the model saw is exactly what the updater trains on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from echo_agent import observation as obs
+from echo_agent.config import Settings
+from echo_agent.prompting import build_prompt
+from echo_agent.shell.risk import Risk, classify
+from echo_agent.transcript import build_context, live_step
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
+    from echo_agent.models.base import ModelBackend
+    from echo_agent.shell import ShellSession
+
+_BLOCK_RE = re.compile(r"```[ \t]*([A-Za-z]*)[ \t]*\n(.*?)(?:\n?```|\Z)", re.DOTALL)
+_COMMAND_LANGS = {"bash", "sh", "shell", "console", "zsh", ""}
+_CLOSE = "\n```"
+
+
+class Submitted(Exception):
+    """The model gave its final answer."""
+
+
+class LimitsExceeded(Exception):
+    """Too many steps or too much wall time."""
+
+
+class FormatError(Exception):
+    """The reply has neither a command nor an answer."""
+
+
+@dataclass
+class AgentConfig:
+    max_steps: int = 8
+    """Replies the model may give in one episode."""
+    max_seconds: float = 300.0
+    """Wall time for one episode."""
+    command_timeout: float = 30.0
+    """Seconds before a command is interrupted."""
+    max_new_tokens: int = 200
+    """Longest reply."""
+    yes: bool = False
+    """Approve every command except the deny list."""
+    examples: int = 4
+    """In-context task → command examples in the prompt."""
+    prefill: bool = True
+    """Open the model's replies: "```bash" for a new task's first reply, "```" after it (a small model needs
+    this: left alone it often answers in prose)."""
+    context_chars: int = 6000
+    """Context budget in characters; the oldest steps are dropped first (the prompt and task always stay)."""
+
+
+class UI(Protocol):
+    """What the agent shows the user and asks them. The CLI draws with rich; tests record."""
+
+    def reply_token(self, piece: str) -> None: ...
+    def command(self, command: str, risk: Risk) -> None: ...
+    def observation(self, step: dict[str, Any]) -> None: ...
+    def confirm(self, command: str, risk: Risk) -> str:
+        """"y", "n", "a" (always, this session), or "e:NEW COMMAND" (run an edited command)."""
+        ...
+
+
+class SilentUI:
+    """Shows nothing and says no to anything that needs a yes (non-interactive use)."""
+
+    def reply_token(self, piece: str) -> None:
+        pass
+
+    def command(self, command: str, risk: Risk) -> None:
+        pass
+
+    def observation(self, step: dict[str, Any]) -> None:
+        pass
+
+    def confirm(self, command: str, risk: Risk) -> str:
+        return "n"
+
+
+@dataclass
+class EpisodeResult:
+    episode_id: str | None
+    status: str  # done | limit | aborted | failed
+    answer: str | None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_reply(reply: str) -> tuple[str, str]:
+    """("command", text) or ("answer", text); raises FormatError. The first fenced block decides."""
+    for lang, body in _BLOCK_RE.findall(reply):
+        lang = lang.lower()
+        if lang == "answer":
+            return "answer", body.strip()
+        if lang in _COMMAND_LANGS:
+            lines = [re.sub(r"^\$ ", "", line) for line in body.strip("\n").splitlines()]
+            command = "\n".join(lines).strip()
+            if command:
+                return "command", command
+    raise FormatError(obs.FORMAT_WARNING)
+
+
+class Agent:
+    def __init__(
+        self,
+        policy: ModelBackend,
+        shell: ShellSession,
+        store: TrajectoryStore | None = None,
+        *,
+        predictor: ModelBackend | None = None,
+        config: AgentConfig | None = None,
+        settings: Settings | None = None,
+        ui: UI | None = None,
+        session_id: str | None = None,
+        adapter: Callable[[], tuple[str | None, Path | None]] | None = None,
+    ) -> None:
+        self.policy, self.shell, self.store = policy, shell, store
+        self.predictor = predictor or policy
+        self.config = config or AgentConfig()
+        self.settings = settings or Settings.load()
+        self.ui = ui or SilentUI()
+        self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
+        self.adapter_id: str | None = None
+        self.always: set[str] = set()  # commands approved with [a]lways this session
+        if store is not None and session_id is None:
+            session_id = store.start_session(kind="agent", model=getattr(policy, "name", None), shell="bash")
+        self.session_id = session_id
+
+    def run(self, task: str, parent_episode_id: str | None = None) -> EpisodeResult:
+        """One episode: returns when the model answers or a limit is hit; KeyboardInterrupt is recorded."""
+        self._pick_adapter()
+        prompt = build_prompt(task, self.store, self.config.examples)
+        earlier = self._earlier_turns(parent_episode_id)
+        episode_id = None
+        if self.store is not None:
+            episode_id = self.store.start_episode(self.session_id, task, {"messages": prompt},
+                                                  adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
+        result = EpisodeResult(episode_id, "running", None)
+        started = time.monotonic()
+        try:
+            while True:
+                if len(result.steps) >= self.config.max_steps:
+                    raise LimitsExceeded(f"step limit ({self.config.max_steps}) reached")
+                if time.monotonic() - started > self.config.max_seconds:
+                    raise LimitsExceeded(f"time limit ({self.config.max_seconds:.0f} s) reached")
+                self._step(prompt, task, earlier, result)
+        except Submitted as answer:
+            result.status, result.answer = "done", str(answer)
+        except LimitsExceeded:
+            result.status = "limit"
+        except KeyboardInterrupt:
+            result.status = "aborted"
+            raise
+        except BaseException:
+            result.status = "failed"
+            raise
+        finally:
+            if self.store is not None and episode_id is not None:
+                self.store.finish_episode(episode_id, result.status, result.answer)
+        return result
+
+    def _step(self, prompt, task, earlier, result: EpisodeResult) -> None:
+        messages = build_context(prompt, task, result.steps, earlier, settings=self.settings)
+        messages = fit_context([m.to_dict() for m in messages], len(prompt), len(result.steps),
+                               self.config.context_chars)
+        # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
+        prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
+        if prefill:
+            self.ui.reply_token(prefill)
+        gen = self.policy.generate(messages, prefill=prefill, stop=(_CLOSE,),
+                                   max_new_tokens=self.config.max_new_tokens, on_token=self.ui.reply_token)
+        reply = prefill + gen.text
+        try:
+            kind, text = parse_reply(reply)
+        except FormatError:
+            self._record(result, reply, None)
+            return
+        if kind == "answer":
+            raise Submitted(text)
+        self._act(result, reply, text)
+
+    def _act(self, result: EpisodeResult, reply: str, command: str) -> None:
+        risk = classify(command, self.settings.read_only_commands)
+        self.ui.command(command, risk)
+        if risk.denied:
+            self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
+            return
+        if risk.level != "read_only" and not self.config.yes and command not in self.always:
+            answer = self.ui.confirm(command, risk)
+            if answer.startswith("e:") and answer[2:].strip():
+                command = answer[2:].strip()  # the user's edit runs; it gets no trust the original lacked
+                return self._act_confirmed(result, reply, command)
+            if answer == "a":
+                self.always.add(command)
+            elif answer != "y":
+                self._record(result, reply, command, risk=risk, note=obs.DECLINED_MARKER)
+                return
+        shell_result = self.shell.run(command, timeout=self.config.command_timeout)
+        self._record(result, reply, command, risk=risk, shell_result=shell_result)
+
+    def _act_confirmed(self, result: EpisodeResult, reply: str, command: str) -> None:
+        risk = classify(command, self.settings.read_only_commands)
+        if risk.denied:
+            self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
+            return
+        shell_result = self.shell.run(command, timeout=self.config.command_timeout)
+        self._record(result, reply, command, risk=risk, shell_result=shell_result)
+
+    def _record(self, result: EpisodeResult, reply: str, command: str | None, *, risk: Risk | None = None,
+                shell_result: Any = None, note: str = "") -> None:
+        kind = "retrieval" if risk is not None and risk.level == "read_only" and not risk.denied else "action"
+        if self.store is not None and result.episode_id is not None:
+            self.store.record_step(result.episode_id, reply=reply, command=command, result=shell_result,
+                                   kind=kind, note=note, trainable=shell_result is not None)
+            step = self.store.episode_steps(result.episode_id)[-1]  # as stored: redacted
+        else:
+            step = live_step(reply, command, shell_result, note=note)
+            step["kind"] = kind
+        result.steps.append(step)
+        self.ui.observation(step)
+
+    def _pick_adapter(self) -> None:
+        """Use the adapter the registry says is current, from this episode on."""
+        if self.adapter is None:
+            return
+        adapter_id, path = self.adapter()
+        current = self.policy.adapter
+        if (Path(path) if path else None) != (Path(current) if current else None):
+            self.policy.use_adapter(path)
+            if self.predictor is not self.policy:
+                self.predictor.use_adapter(path)
+        self.adapter_id = adapter_id
+
+    def _earlier_turns(self, parent_episode_id: str | None) -> list:
+        if self.store is None or parent_episode_id is None:
+            return []
+        chain = [*self.store.episode_chain(parent_episode_id), self.store.get_episode(parent_episode_id)]
+        return [(ep, self.store.episode_steps(ep["id"])) for ep in chain if ep]
+
+
+def fit_context(messages: list[dict[str, str]], keep: int, n_steps: int, budget_chars: int) -> list[dict[str, str]]:
+    """Drop the oldest context until the messages fit the budget: first earlier chat turns, then the oldest
+    (reply, observation) pairs. The first `keep` messages (the prompt) and the current task always stay."""
+    task_idx = len(messages) - 1 - 2 * n_steps
+    head, earlier, task, steps = messages[:keep], messages[keep:task_idx], messages[task_idx], messages[task_idx + 1:]
+    size = sum(len(m["content"]) for m in messages)
+    while earlier and size > budget_chars:
+        size -= len(earlier.pop(0)["content"])
+    while len(steps) > 2 and size > budget_chars:
+        size -= len(steps[0]["content"]) + len(steps[1]["content"])
+        steps = steps[2:]
+    return [*head, *earlier, task, *steps]

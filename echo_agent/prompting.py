@@ -1,0 +1,96 @@
+"""The system prompt and its in-context examples.
+
+A small model needs to be shown what to do: the prompt carries a few task → command examples chosen by word
+overlap with the task, from the user's own successful episodes first and from a small bundled set
+(`echo_agent/data/examples.jsonl`). The exact prompt an episode saw is stored with it, so training renders
+the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
+
+SYSTEM_PROMPT = (
+    "You are a terminal assistant on the user's machine. Reply with exactly one bash command in a ```bash block "
+    "to look something up or act. When you know the answer, reply with it in an ```answer block."
+)
+_STOPWORDS = frozenset(
+    "a an the of in on to for is are was what which who how do does i my me this that it here there show "
+    "tell give please with and or be by from at".split()
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    command: str
+    source: str  # "store" or "bundled"
+
+
+def words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9_.\-]+", text.lower()) if w not in _STOPWORDS}
+
+
+def similarity(a: set[str], b: set[str]) -> float:
+    return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
+
+
+def bundled_examples() -> list[Example]:
+    text = resources.files("echo_agent").joinpath("data/examples.jsonl").read_text()
+    return [Example(r["task"], r["command"], "bundled") for r in map(json.loads, text.splitlines()) if r]
+
+
+def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
+    """Finished episodes of the user's whose first command ran and exited 0, newest first."""
+    out = []
+    for ep in store.recent_episodes(limit):
+        if ep["status"] != "done" or not ep.get("n_steps"):
+            continue
+        steps = store.episode_steps(ep["id"])
+        first = steps[0]
+        if first["command"] and first["exit_code"] == 0 and first["source"] == "executed":
+            out.append(Example(ep["task"], first["command"], "store"))
+    return out
+
+
+def choose_examples(task: str, candidates: list[Example], k: int = 4) -> list[Example]:
+    """The k most similar distinct examples (the user's own win ties), most similar last (nearest the task)."""
+    target = words(task)
+    seen: set[str] = set()
+    scored = []
+    for i, ex in enumerate(candidates):
+        key = " ".join(ex.task.lower().split())
+        if key in seen or key == " ".join(task.lower().split()):
+            continue
+        seen.add(key)
+        scored.append((similarity(target, words(ex.task)), ex.source == "store", -i, ex))
+    scored.sort(key=lambda t: t[:3], reverse=True)
+    return [t[3] for t in scored[:k]][::-1]
+
+
+# One complete worked example (look-up, observation, answer), so the model sees how an episode ends.
+WORKED_EXAMPLE = [
+    {"role": "user", "content": "what version is set in setup.cfg"},
+    {"role": "assistant", "content": "```bash\ngrep -n version setup.cfg\n```"},
+    {"role": "tool", "content": "3:version = 2.4.1\n[exit 0]"},
+    {"role": "assistant", "content": "```answer\nThe version in setup.cfg is 2.4.1.\n```"},
+]
+
+
+def build_prompt(task: str, store: TrajectoryStore | None = None, k: int = 4) -> list[dict[str, str]]:
+    """The prompt messages stored with the episode: the system prompt, the worked example, then the chosen
+    task → command examples as earlier turns (a small model imitates turns far better than prose)."""
+    candidates = (store_examples(store) if store is not None else []) + bundled_examples()
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *WORKED_EXAMPLE]
+    for ex in choose_examples(task, candidates, k):
+        messages.append({"role": "user", "content": ex.task})
+        messages.append({"role": "assistant", "content": f"```bash\n{ex.command}\n```"})
+    return messages

@@ -1,0 +1,147 @@
+"""The one place where stored records become chat messages (no tokenizer here).
+
+The agent builds its context with these functions and the updater renders training examples with them, so what
+is trained is exactly what the model saw. Each message carries `env_spans`: character spans of its content that
+are environment text (output lines and the status line, see echo_agent/observation.py), the only text trained
+on. Harness lines (elision, recall, input and timeout markers, format warnings, any note) are never inside a
+span; a step that is not labelled (trainable=0, recalled, or whatever the caller's `labelled` says) is rendered
+the same way with no spans, so later steps keep their true context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from echo_agent.config import Settings
+from echo_agent.observation import (
+    FORMAT_WARNING,
+    RECALL_MARKER,
+    cap_text,
+    is_harness_line,
+    render_observation,
+)
+
+Step = Mapping[str, Any]
+"""A step as stored (a row of the `step` table) or built live by `live_step`."""
+
+
+@dataclass
+class Message:
+    role: str
+    """system, user, assistant or tool."""
+    content: str
+    env_spans: list[tuple[int, int]] = field(default_factory=list)
+    """[start, end) character spans of `content` that are environment text."""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    def env_text(self) -> str:
+        return "".join(self.content[a:b] for a, b in self.env_spans)
+
+
+def is_trainable(step: Step) -> bool:
+    """The default labelling rule: executed steps stored with trainable=1."""
+    return bool(step.get("trainable", 1)) and step.get("source", "executed") != "recalled"
+
+
+def observation_message(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> Message:
+    """The `tool` message for one step: output (context-capped), harness lines, status line; with spans."""
+    if step.get("command") is None:
+        return Message("tool", FORMAT_WARNING)
+    s = settings or Settings()
+    output = cap_text(step.get("output") or "", s.context_head_chars, s.context_tail_chars)
+    recalled = step.get("source") == "recalled"
+    harness = (step.get("note") or "").splitlines()
+    status = step.get("status")
+    content = render_observation(output, status, harness)
+    prefix = RECALL_MARKER + "\n" if recalled else ""
+    content = prefix + content
+    if not labelled or recalled:
+        return Message("tool", content)
+    spans: list[tuple[int, int]] = []
+    pos = len(prefix)
+    body = output if not output or output.endswith("\n") else output + "\n"
+    for line in body.split("\n")[:-1]:  # "\n" only: str.splitlines would also split on \x1c, \u2028 …
+        if not is_harness_line(line):
+            _add_span(spans, pos, pos + len(line) + 1)
+        pos += len(line) + 1
+    if status is not None:
+        end = len(content)
+        _add_span(spans, end - len(status), end)
+    return Message("tool", content, spans)
+
+
+def _add_span(spans: list[tuple[int, int]], a: int, b: int) -> None:
+    if a == b:
+        return
+    if spans and spans[-1][1] == a:
+        spans[-1] = (spans[-1][0], b)
+    else:
+        spans.append((a, b))
+
+
+def step_messages(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> list[Message]:
+    """The assistant reply (exactly as generated) and the observation for one step."""
+    return [Message("assistant", step.get("reply") or ""),
+            observation_message(step, labelled=labelled, settings=settings)]
+
+
+def prompt_messages(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any] | None) -> list[Message]:
+    """The stored prompt (list of {role, content}; a dict with a "messages" list is accepted too)."""
+    if isinstance(prompt, Mapping):
+        prompt = prompt.get("messages", [])
+    return [Message(m["role"], m["content"]) for m in prompt or []]
+
+
+def _turn(episode: Mapping[str, Any], steps: Iterable[Step], labelled: Callable[[Step], bool],
+          settings: Settings | None) -> list[Message]:
+    messages = [Message("user", episode["task"])]
+    for step in steps:
+        messages += step_messages(step, labelled=labelled(step), settings=settings)
+    return messages
+
+
+def render_episode(
+    episode: Mapping[str, Any], steps: Sequence[Step],
+    earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (), *,
+    labelled: Callable[[Step], bool] = is_trainable, settings: Settings | None = None,
+) -> list[Message]:
+    """An episode as chat messages: prompt, (earlier chat turns,) task, then reply + observation per step.
+
+    `earlier_turns` are (episode, steps) pairs, oldest first (TrajectoryStore.episode_chain). The prompt is
+    the first turn's; each earlier turn ends with its stored answer as an assistant message, as the user saw
+    it. Earlier turns carry spans too; a consumer that left-truncates them may drop those.
+    `labelled(step)` decides which steps get env spans (default: `is_trainable`); the updater may pass its
+    own rule (e.g. the duplicate cap).
+    """
+    first = earlier_turns[0][0] if earlier_turns else episode
+    messages = prompt_messages(first.get("prompt"))
+    for ep, ep_steps in earlier_turns:
+        messages += _turn(ep, ep_steps, labelled, settings)
+        if ep.get("answer"):
+            messages.append(Message("assistant", ep["answer"]))
+    return messages + _turn(episode, steps, labelled, settings)
+
+
+def build_context(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any], task: str,
+                  steps: Sequence[Step] = (),
+                  earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (),
+                  settings: Settings | None = None) -> list[Message]:
+    """The context the agent sends the model before its next reply (same rendering as training)."""
+    return render_episode({"task": task, "prompt": prompt}, steps, earlier_turns, settings=settings)
+
+
+def live_step(reply: str, command: str | None, result: Any = None, *, source: str = "executed",
+              output: str = "", status: str | None = None, note: str = "") -> dict[str, Any]:
+    """A step dict for a step that is not stored yet (the agent appends it with `step_messages`).
+
+    `result` is a ShellResult; without one, `output`/`status`/`note` are used (a recall prediction).
+    """
+    if result is not None:
+        output, status = result.output, result.status
+        note = "\n".join(x for x in (result.note, note) if x)  # as record_step stores it
+    return {"reply": reply, "command": command, "output": output, "status": status, "note": note,
+            "source": source, "trainable": int(source != "recalled")}

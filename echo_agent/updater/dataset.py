@@ -1,0 +1,194 @@
+"""ECHO training examples: rendered episodes as token ids with environment-token masks.
+
+The text is rendered with the model's chat template exactly as the agent renders its context (the same
+`transcript.py` messages, the same `tool`→`user` rule), then tokenized once with character offsets. A token is
+an environment token when it lies wholly inside an environment span of its message (DESIGN.md, "The observation
+contract"); a token that the tokenizer merges across a span boundary stays unlabelled and is counted
+(`boundary_tokens`). Action tokens (the assistant replies) get their own mask for the optional `env+action`
+objective.
+
+Episodes longer than `max_seq_len` become several windows, each starting with the episode's prefix (prompt,
+earlier turns and task) followed by whole steps; a step longer than a window is cut into pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from echo_agent.transcript import Message
+
+_PLACEHOLDER = "\x00echo-agent-message-{}\x00"
+
+
+@dataclass
+class Window:
+    """One training sequence. Masks are per position of `input_ids`; position 0 is never a target."""
+
+    input_ids: list[int]
+    env_mask: list[bool]
+    action_mask: list[bool]
+    step_ids: list[str | None]
+    """The step each token belongs to (None for prompt, task and earlier turns)."""
+    episode_id: str = ""
+
+    @property
+    def n_env_tokens(self) -> int:
+        return sum(self.env_mask[1:])
+
+
+@dataclass
+class TokenizedEpisode:
+    input_ids: list[int]
+    env_mask: list[bool]
+    action_mask: list[bool]
+    step_ids: list[str | None]
+    message_starts: list[int]
+    """Token index where each message (its template header included) begins."""
+    boundary_tokens: int = 0
+    """Tokens that straddle an environment-span edge and so carry no label."""
+    text: str = ""
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+
+
+def chat_role_for(tokenizer: Any):
+    """The tool→user fallback, decided once per tokenizer (the same rule the local backend uses)."""
+    from echo_agent.models.local import template_role
+
+    cache: dict[str, str] = {}
+
+    def role(r: str) -> str:
+        if r not in cache:
+            cache[r] = template_role(tokenizer, r)
+        return cache[r]
+
+    return role
+
+
+def render_with_offsets(tokenizer: Any, messages: Sequence[Message]) -> tuple[str, list[tuple[int, int]]]:
+    """The chat-template text of `messages` and where each message's content sits in it.
+
+    Rendered once with placeholders to find positions, then checked against a plain rendering; a template that
+    rewrites content (trims it, say) falls back to a sequential search.
+    """
+    role = chat_role_for(tokenizer)
+    msgs = [{"role": role(m.role), "content": m.content} for m in messages]
+    plain = tokenizer.apply_chat_template(msgs, tokenize=False)
+    marked = tokenizer.apply_chat_template(
+        [{"role": m["role"], "content": _PLACEHOLDER.format(i)} for i, m in enumerate(msgs)], tokenize=False
+    )
+    text, spans, pos = [], [], 0
+    out_len = 0
+    for i, m in enumerate(msgs):
+        ph = _PLACEHOLDER.format(i)
+        j = marked.index(ph, pos)
+        text.append(marked[pos:j])
+        out_len += j - pos
+        spans.append((out_len, out_len + len(m["content"])))
+        text.append(m["content"])
+        out_len += len(m["content"])
+        pos = j + len(ph)
+    text.append(marked[pos:])
+    rendered = "".join(text)
+    if rendered == plain:
+        return rendered, spans
+    spans, pos = [], 0
+    for m in msgs:  # the template changed the content; find each message's text in order
+        j = plain.find(m["content"].strip(), pos)
+        if j < 0:
+            raise ValueError("the chat template rewrites message content; cannot place environment labels")
+        spans.append((j, j + len(m["content"].strip())))
+        pos = j + len(m["content"].strip())
+    return plain, spans
+
+
+def tokenize_episode(
+    tokenizer: Any, messages: Sequence[Message], owners: Sequence[str | None] | None = None
+) -> TokenizedEpisode:
+    """Token ids and masks for `messages`; `owners[i]` is the step id message i belongs to."""
+    owners = list(owners) if owners is not None else [None] * len(messages)
+    text, content_spans = render_with_offsets(tokenizer, messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+    env_spans: list[tuple[int, int]] = []
+    action_spans: list[tuple[int, int]] = []
+    for m, (start, end) in zip(messages, content_spans, strict=True):
+        if m.role == "assistant":
+            action_spans.append((start, end))
+        env_spans.extend((start + a, start + b) for a, b in m.env_spans)
+
+    env_mask, boundary = _mask(offsets, env_spans)
+    action_mask, _ = _mask(offsets, action_spans)
+    # A message begins at its template header, i.e. just after the previous message's content ends.
+    message_text_starts = [0] + [end for _, end in content_spans[:-1]]
+    message_starts, step_ids = [], []
+    t = 0
+    for s in message_text_starts:
+        while t < len(offsets) and offsets[t][1] <= s:
+            t += 1
+        message_starts.append(t)
+    k = 0
+    for i in range(len(ids)):
+        while k + 1 < len(message_starts) and i >= message_starts[k + 1]:
+            k += 1
+        step_ids.append(owners[k] if messages else None)
+    return TokenizedEpisode(ids, env_mask, action_mask, step_ids, message_starts, boundary, text, offsets)
+
+
+def _mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> tuple[list[bool], int]:
+    """(mask, boundary count): a token is in when it lies wholly inside a span; partial overlaps are counted."""
+    mask = [False] * len(offsets)
+    boundary = 0
+    spans = sorted(spans)
+    j = 0
+    for i, (s, e) in enumerate(offsets):
+        if s == e:
+            continue
+        while j < len(spans) and spans[j][1] <= s:
+            j += 1
+        if j == len(spans) or spans[j][0] >= e:
+            continue  # no span overlaps this token
+        if spans[j][0] <= s and e <= spans[j][1]:
+            mask[i] = True
+        else:
+            boundary += 1
+    return mask, boundary
+
+
+def windows(
+    tok: TokenizedEpisode, max_seq_len: int, prefix_messages: int, episode_id: str = ""
+) -> list[Window]:
+    """Split into sequences of at most `max_seq_len` tokens, each starting with the prefix (the first
+    `prefix_messages` messages: prompt, earlier turns, task) and holding whole steps where they fit."""
+    n = len(tok.input_ids)
+    if n <= max_seq_len:
+        return [Window(tok.input_ids, tok.env_mask, tok.action_mask, tok.step_ids, episode_id)]
+    starts = tok.message_starts
+    prefix_end = starts[prefix_messages] if prefix_messages < len(starts) else n
+    prefix = range(max(0, prefix_end - max_seq_len // 2), prefix_end)  # a huge prompt keeps its end
+    room = max_seq_len - len(prefix)
+    # Units are steps: an assistant message and its observation (two messages).
+    bounds = [starts[i] for i in range(prefix_messages, len(starts), 2)] + [n]
+    units = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    pieces: list[tuple[int, int]] = []
+    for a, b in units:
+        while b - a > room:
+            pieces.append((a, a + room))
+            a += room
+        pieces.append((a, b))
+    out: list[Window] = []
+    cur: list[tuple[int, int]] = []
+    for piece in pieces + [None]:
+        if piece is None or (cur and sum(b - a for a, b in cur) + piece[1] - piece[0] > room):
+            idx = list(prefix) + [i for a, b in cur for i in range(a, b)]
+            env = [tok.env_mask[i] for i in idx]
+            for p in range(len(prefix)):
+                env[p] = False  # the prefix is context in every window; its labels (if any) count once
+            out.append(Window([tok.input_ids[i] for i in idx], env, [tok.action_mask[i] for i in idx],
+                              [tok.step_ids[i] for i in idx], episode_id))
+            cur = []
+        if piece is not None:
+            cur.append(piece)
+    return [w for w in out if len(w.input_ids) > len(prefix)]

@@ -1,0 +1,212 @@
+"""Whole episodes with the scripted backend through the real shell and the real store."""
+
+from __future__ import annotations
+
+import pytest
+
+from echo_agent import observation as obs
+from echo_agent.agent import Agent, AgentConfig, FormatError, fit_context, parse_reply
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.shell import ShellSession
+from echo_agent.transcript import render_episode
+
+
+class RecordingUI:
+    def __init__(self, answers=()):
+        self.answers = list(answers)
+        self.asked, self.commands, self.observations, self.tokens = [], [], [], []
+
+    def reply_token(self, piece):
+        self.tokens.append(piece)
+
+    def command(self, command, risk):
+        self.commands.append((command, risk.level))
+
+    def observation(self, step):
+        self.observations.append(step)
+
+    def confirm(self, command, risk):
+        self.asked.append(command)
+        return self.answers.pop(0) if self.answers else "n"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "app.conf").write_text("name = zeta\nport = 8123\n")
+    return ws
+
+
+@pytest.fixture
+def store(isolated_home):
+    with TrajectoryStore(isolated_home / "store.db") as s:
+        yield s
+
+
+def make_agent(replies, workspace, store, ui=None, **config):
+    shell = ShellSession(cwd=workspace)
+    backend = ScriptedBackend(replies)
+    agent = Agent(backend, shell, store, config=AgentConfig(**config), ui=ui or RecordingUI())
+    return agent, backend, shell
+
+
+def test_parse_reply():
+    assert parse_reply("```bash\ncat a.txt\n```") == ("command", "cat a.txt")
+    assert parse_reply("Let me look.\n```sh\n$ ls -la\n```\nthen more") == ("command", "ls -la")
+    assert parse_reply("```answer\nThe port is 8123.\n```") == ("answer", "The port is 8123.")
+    assert parse_reply("```bash\ncat a.txt") == ("command", "cat a.txt")  # unclosed at the token limit
+    for bad in ("I think it is 8123", "```bash\n\n```", "```python\nprint(1)\n```", ""):
+        with pytest.raises(FormatError):
+            parse_reply(bad)
+
+
+def test_lookup_then_answer_is_recorded_as_the_updater_sees_it(workspace, store):
+    ui = RecordingUI()
+    agent, backend, shell = make_agent(
+        ["```bash\ncat app.conf\n```", "```answer\nport 8123\n```"], workspace, store, ui=ui
+    )
+    with shell:
+        result = agent.run("what port does the app use")
+    assert result.status == "done" and result.answer == "port 8123"
+    assert ui.asked == []  # read-only: never asks
+    steps = store.episode_steps(result.episode_id)
+    assert len(steps) == 1
+    step = steps[0]
+    assert step["command"] == "cat app.conf" and step["output"] == "name = zeta\nport = 8123\n"
+    assert step["status"] == "[exit 0]" and step["kind"] == "retrieval" and step["trainable"] == 1
+    assert step["reply"] == "```bash\ncat app.conf\n```"
+    episode = store.get_episode(result.episode_id)
+    assert episode["status"] == "done" and episode["answer"] == "port 8123"
+    # The model's second call saw exactly the messages the transcript renders from the store.
+    _, seen = backend.calls[1]
+    rendered = [m.to_dict() for m in render_episode(episode, steps)]
+    assert seen == rendered
+    assert seen[-1] == {"role": "tool", "content": "name = zeta\nport = 8123\n[exit 0]"}
+    assert "".join(ui.tokens).startswith("```bash\n")
+
+
+def test_writing_command_refused_at_the_prompt(workspace, store):
+    ui = RecordingUI(answers=["n"])
+    agent, _, shell = make_agent(
+        ["```bash\nrm app.conf\n```", "```answer\nI did not delete it.\n```"], workspace, store, ui=ui
+    )
+    with shell:
+        result = agent.run("delete the config")
+    assert ui.asked == ["rm app.conf"] and (workspace / "app.conf").exists()
+    step = store.episode_steps(result.episode_id)[0]
+    assert step["note"] == obs.DECLINED_MARKER and step["status"] is None and step["trainable"] == 0
+    assert step["kind"] == "action" and result.status == "done"
+
+
+def test_yes_still_refuses_the_deny_list(workspace, store):
+    ui = RecordingUI(answers=["y"])
+    agent, _, shell = make_agent(
+        ["```bash\nrm -rf /\n```", "```answer\nno\n```"], workspace, store, ui=ui, yes=True
+    )
+    with shell:
+        result = agent.run("wipe everything")
+    step = store.episode_steps(result.episode_id)[0]
+    assert step["note"] == obs.DENIED_MARKER and step["output"] == "" and ui.asked == []
+
+
+def test_approved_and_edited_commands_run(workspace, store):
+    ui = RecordingUI(answers=["y", "e:touch edited.txt"])
+    agent, _, shell = make_agent(
+        ["```bash\ntouch made.txt\n```", "```bash\ntouch other.txt\n```", "```answer\ndone\n```"],
+        workspace,
+        store,
+        ui=ui,
+    )
+    with shell:
+        agent.run("make files")
+    assert (workspace / "made.txt").exists() and (workspace / "edited.txt").exists()
+    assert not (workspace / "other.txt").exists()
+
+
+def test_format_error_becomes_a_harness_warning(workspace, store):
+    agent, backend, shell = make_agent(
+        ["I am not sure what to do.", "```answer\n8123\n```"], workspace, store, prefill=False
+    )
+    with shell:
+        result = agent.run("what port")
+    step = store.episode_steps(result.episode_id)[0]
+    assert step["command"] is None and step["reply"] == "I am not sure what to do."
+    _, seen = backend.calls[1]
+    assert seen[-1] == {"role": "tool", "content": obs.FORMAT_WARNING}
+    messages = render_episode(store.get_episode(result.episode_id), [step])
+    assert messages[-1].env_spans == []  # never trained on
+
+
+def test_step_limit(workspace, store):
+    agent, _, shell = make_agent(["```bash\nls\n```"] * 3, workspace, store, max_steps=3)
+    with shell:
+        result = agent.run("loop forever")
+    assert result.status == "limit" and len(result.steps) == 3
+    assert store.get_episode(result.episode_id)["status"] == "limit"
+
+
+def test_command_timeout_is_an_observation(workspace, store):
+    agent, backend, shell = make_agent(
+        ["```bash\necho start; sleep 20\n```", "```answer\nit hung\n```"], workspace, store, command_timeout=1
+    )
+    with shell:
+        result = agent.run("run the slow thing")
+    step = store.episode_steps(result.episode_id)[0]
+    assert step["timed_out"] == 1 and step["status"].startswith("[exit 130, interrupted after")
+    assert backend.calls[1][1][-1]["content"] == f"start\n\n{obs.TIMEOUT_MARKER}\n{step['status']}"
+
+
+def test_adapter_switch_between_episodes(workspace, store, tmp_path):
+    current = {"value": (None, None)}
+    shell = ShellSession(cwd=workspace)
+    backend = ScriptedBackend(["```answer\na\n```", "```answer\nb\n```", "```answer\nc\n```"])
+    agent = Agent(backend, shell, store, adapter=lambda: current["value"], config=AgentConfig(prefill=False))
+    with shell:
+        first = agent.run("q1")
+        current["value"] = ("a0001", tmp_path / "a0001")
+        second = agent.run("q2")
+        third = agent.run("q3")
+    assert backend.adapters_used == [tmp_path / "a0001"]  # switched once, at the start of the second episode
+    assert store.get_episode(first.episode_id)["adapter_id"] is None
+    assert store.get_episode(second.episode_id)["adapter_id"] == "a0001"
+    assert store.get_episode(third.episode_id)["adapter_id"] == "a0001"
+
+
+def test_chat_turns_are_linked_and_rendered_in_order(workspace, store):
+    agent, backend, shell = make_agent(
+        ["```bash\ncat app.conf\n```", "```answer\n8123\n```", "```answer\nzeta\n```"], workspace, store
+    )
+    with shell:
+        first = agent.run("what port")
+        second = agent.run("and the name?", parent_episode_id=first.episode_id)
+    assert store.get_episode(second.episode_id)["parent_episode_id"] == first.episode_id
+    _, seen = backend.calls[2]
+    contents = [m["content"] for m in seen]
+    assert contents[-1] == "and the name?" and "8123" in contents and "what port" in contents
+    assert contents.index("what port") < contents.index("8123") < contents.index("and the name?")
+
+
+def test_no_record_leaves_the_store_empty(workspace, isolated_home):
+    shell = ShellSession(cwd=workspace)
+    agent = Agent(ScriptedBackend(["```bash\ncat app.conf\n```", "```answer\nx\n```"]), shell, None)
+    with shell:
+        result = agent.run("what port")
+    assert (
+        result.status == "done" and result.episode_id is None and result.steps[0]["output"].startswith("name")
+    )
+    assert not (isolated_home / "store.db").exists()
+
+
+def test_fit_context_keeps_prompt_task_and_newest_steps():
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "old task"},
+        {"role": "assistant", "content": "old answer"},
+        {"role": "user", "content": "task"},
+    ]
+    steps = [{"role": r, "content": c * 100} for c in "abc" for r in ("assistant", "tool")]
+    out = fit_context(msgs + steps, 1, 3, budget_chars=450)
+    assert out[0]["content"] == "S" and out[1]["content"] == "task"
+    assert [m["content"][0] for m in out[2:]] == ["b", "b", "c", "c"]

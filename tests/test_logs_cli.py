@@ -1,0 +1,124 @@
+"""`echo-agent logs …` through the real typer app (CliRunner): output, exit codes, help, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from echo_agent.cli import app
+from echo_agent.memory.cli import logs_app
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.shell.result import ShellResult
+
+runner = CliRunner()
+
+
+def seed(path=None) -> str:
+    store = TrajectoryStore(path)
+    sid = store.start_session(model="scripted")
+    eid = store.start_episode(sid, "Find the nginx port", [{"role": "system", "content": "sys"}])
+    out = "server {\n  listen 8080;\n}\n"
+    store.record_step(
+        eid,
+        reply="```bash\ncat nginx.conf\n```",
+        command="cat nginx.conf",
+        result=ShellResult(
+            "cat nginx.conf",
+            out,
+            "[exit 0]",
+            "",
+            0,
+            "/srv",
+            "/srv",
+            "2026-03-01T10:00:00+00:00",
+            5,
+            False,
+            False,
+            len(out),
+        ),
+        surprise=1.25,
+    )
+    store.finish_episode(eid, "done", "8080")
+    store.close()
+    return eid
+
+
+def test_list_show_search(isolated_home):
+    eid = seed()
+    r = runner.invoke(app, ["logs"])
+    assert r.exit_code == 0 and eid[:8] in r.output and "Find the nginx port" in r.output
+    r = runner.invoke(app, ["logs", "-n", "5", "--json"])
+    assert json.loads(r.output)[0]["id"] == eid
+    r = runner.invoke(app, ["logs", "show", eid])
+    assert r.exit_code == 0
+    assert "listen 8080;" in r.output and "[exit 0]" in r.output and "surprise 1.250" in r.output
+    assert "done" in r.output
+    r = runner.invoke(app, ["logs", "search", "listen", "--json"])
+    hits = json.loads(r.output)
+    assert hits[0]["episode_id"] == eid and "[listen]" in hits[0]["snippet"]
+    r = runner.invoke(app, ["logs", "search", 'foo-"bar'])
+    assert r.exit_code == 0
+    r = runner.invoke(app, ["logs", "show", "nope"])
+    assert r.exit_code == 1 and "no episode" in r.output
+
+
+def test_export_import_roundtrip(isolated_home, tmp_path):
+    eid = seed()
+    out = tmp_path / "e.jsonl"
+    r = runner.invoke(app, ["logs", "export", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["id"] == eid
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant", "tool"]
+    assert rows[0]["steps"][0]["command"] == "cat nginx.conf"
+    other = tmp_path / "other.db"
+    r = runner.invoke(app, ["logs", "import", str(out), "--db", str(other)])
+    assert r.exit_code == 0 and "1 episodes" in r.output
+    r = runner.invoke(app, ["logs", "import", str(out), "--db", str(other)])
+    assert "0 episodes" in r.output and "1 skipped episodes" in r.output
+    r = runner.invoke(app, ["logs", "export", "--since", "2999-01-01"])
+    assert r.exit_code == 0 and r.output.strip() == ""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    r = runner.invoke(app, ["logs", "import", str(bad), "--db", str(other)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_forget_asks_and_refuses_without_tty(isolated_home):
+    eid = seed()
+    r = runner.invoke(app, ["logs", "forget", "--query", "listen"])
+    assert r.exit_code == 1 and "will delete 1 steps and 1 episodes" in r.output and "--yes" in r.output
+    assert TrajectoryStore().get_episode(eid) is not None
+    r = runner.invoke(app, ["logs", "forget", "--dir", "/srv", "--yes"])
+    assert r.exit_code == 0 and "forgot 1 steps, 1 episodes" in r.output
+    assert TrajectoryStore().get_episode(eid) is None
+    r = runner.invoke(app, ["logs", "forget"])
+    assert r.exit_code == 1 and "needs at least one" in r.output
+
+
+def test_stats_and_path(isolated_home):
+    seed()
+    r = runner.invoke(app, ["logs", "stats", "--json"])
+    s = json.loads(r.output)
+    assert (s["sessions"], s["episodes"], s["steps"]) == (1, 1, 1)
+    assert s["tasks"][0]["task"] == "find the nginx port"
+    r = runner.invoke(app, ["logs", "stats"])
+    assert r.exit_code == 0 and "find the nginx port" in r.output
+    r = runner.invoke(app, ["logs", "path"])
+    assert r.output.strip() == str(isolated_home / "store.db")
+
+
+def test_config_error_is_one_line(isolated_home):
+    (isolated_home / "config.toml").write_text("not = [valid")
+    r = runner.invoke(app, ["logs"])
+    assert r.exit_code == 1 and r.output.startswith("error: ") and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("command", [c.name for c in logs_app.registered_commands])
+def test_every_logs_command_has_help(command):
+    r = runner.invoke(app, ["logs", command, "--help"])
+    assert r.exit_code == 0
+    cmd = next(c for c in logs_app.registered_commands if c.name == command)
+    assert cmd.callback.__doc__ and cmd.callback.__doc__.strip()

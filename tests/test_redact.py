@@ -1,0 +1,208 @@
+"""Redaction: every secret kind is caught, ordinary look-alikes mostly are not, and it is fast."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+
+import pytest
+
+from echo_agent.memory.redact import redact
+
+_R = random.Random(7)
+
+
+def rand(chars: str, n: int) -> str:
+    return "".join(_R.choice(chars) for _ in range(n))
+
+
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+B64 = ALNUM + "+/"
+URLSAFE = ALNUM + "-_"
+UPPER_NUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+GH = "ghp_" + rand(ALNUM, 36)
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA"
+    + rand(B64, 60)
+    + "\n"
+    + rand(B64, 64)
+    + "\n-----END RSA PRIVATE KEY-----"
+)
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." + rand(URLSAFE, 43)
+
+# (text, the secret part that must disappear)
+SECRETS = [
+    ("AKIA" + rand(UPPER_NUM, 16), None),
+    ("aws_access_key_id = ASIA" + rand(UPPER_NUM, 16), None),
+    ("export AWS_SECRET_ACCESS_KEY=" + (s := rand(B64, 40)), s),
+    ("aws_secret_access_key = " + (s2 := rand(B64, 40)), s2),
+    ('"SecretAccessKey": "' + (s3 := rand(B64, 40)) + '"', s3),
+    (GH, None),
+    ("gho_" + rand(ALNUM, 36), None),
+    ("token: ghu_" + rand(ALNUM, 36), None),
+    ("ghs_" + rand(ALNUM, 36), None),
+    ("ghr_" + rand(ALNUM, 36), None),
+    ("github_pat_" + rand(ALNUM + "_", 82), None),
+    ("git clone https://x:" + GH + "@github.com/a/b", GH),
+    ("glpat-" + rand(URLSAFE, 20), None),
+    ("xoxb-" + rand("0123456789", 12) + "-" + rand(ALNUM, 24), None),
+    ("xoxp-" + rand("0123456789", 12) + "-" + rand(ALNUM, 32), None),
+    ("xoxa-2-" + rand(ALNUM, 30), None),
+    ("sk_live_" + rand(ALNUM, 24), None),
+    ("rk_live_" + rand(ALNUM, 24), None),
+    ("npm_" + rand(ALNUM, 36), None),
+    ("//registry.npmjs.org/:_authToken=npm_" + rand(ALNUM, 36), None),
+    ("pypi-AgEIcHlwaS5vcmc" + rand(URLSAFE, 60), None),
+    ("OPENAI_API_KEY=sk-" + rand(ALNUM, 48), None),
+    ("sk-proj-" + rand(URLSAFE, 60), None),
+    ("sk-ant-api03-" + rand(URLSAFE, 80), None),
+    (JWT, None),
+    ("Authorization: Bearer " + JWT, None),
+    ("Authorization: Bearer " + (b := rand(ALNUM, 32)), b),
+    (PEM, None),
+    (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA"
+        + rand(B64, 70)
+        + "\n-----END OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXktdjEAAAAA",
+    ),
+    (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B" + rand(B64, 40) + "\n(truncated)",
+        "MIIEvQIBADANBgkqhkiG9w0B",
+    ),
+    ("postgres://admin:" + (pw := "Tr0ub4dor&3") + "@db.internal:5432/app", pw),
+    ("https://user:" + (pw2 := "correct-horse") + "@example.com/private", pw2),
+    ("password=hunter2", "hunter2"),
+    ("DB_PASSWORD: 'pa55w0rd!'", "pa55w0rd!"),
+    ('{"password": "s3cr3t-value"}', "s3cr3t-value"),
+    ("mysql --passwd: letmein99", "letmein99"),
+    ("token=abc123def456ghi", "abc123def456ghi"),
+    ("client_secret=" + (cs := rand(ALNUM, 30)), cs),
+    ("secret = mysupersecretvalue", "mysupersecretvalue"),
+    ("api_key: 4f9a8b7c6d5e4f3a2b1c", "4f9a8b7c6d5e4f3a2b1c"),
+    ("X-Api-Key: " + (ak := rand(ALNUM, 32)), ak),
+    ("apikey=" + (ak2 := rand(ALNUM, 24)), ak2),
+    ("GITLAB_TOKEN=" + (gt := rand(ALNUM, 26)), gt),
+    ("session_key=" + (sk := rand(B64, 32)), sk),
+    ("auth: " + (au := rand(B64, 40)), au),
+    ("COOKIE=" + (ck := rand(URLSAFE, 44)), ck),
+    ("accessToken: " + (at := rand(ALNUM, 40)), at),
+]
+
+LOOKALIKES = [
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+    "Merge: 1a2b3c4 5d6e7f8",
+    "HEAD is now at 9fceb02 Fix the thing",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "container id f47ac10b-58cc-4372-a567-0e02b2c3d479 started",
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  file.tar.gz",
+    "python@sha256:4d1a5a2e0c2f1b8d2f8bd3b84e2a35a5c1b0e9d1f2a3b4c5d6e7f8091a2b3c4d",
+    "md5 (a.txt) = d41d8cd98f00b204e9800998ecf8427e",
+    base64.b64encode(b"hello world, this is an ordinary sentence").decode(),
+    "data: " + base64.b64encode(b'just some json {"a": 1}').decode(),
+    "/usr/lib/python3.11/site-packages/transformers/models/llama/modeling_llama.py",
+    "/home/user/projects/very-long-directory-name/another_sub_directory/file_with_long_name.txt",
+    "drwxr-xr-x  5 user staff   160 Jan  3 12:00 node_modules",
+    "-rw-r--r--  1 user staff  4096 Feb 11 09:30 package-lock.json",
+    "2024-01-01T12:00:00Z INFO request_id=8f14e45fceea167a5a36dedd4bea2543 status=200",
+    "key=value",
+    "sort key: name",
+    "primary key (id)",
+    "monkey=banana",
+    "token_type=bearer",
+    "password_hash=$2b$12$abcdefghijklmnopqrstuv",
+    "password: ********",
+    "password=${DB_PASSWORD}",
+    "token: <your token here>",
+    "secret: true",
+    "api_key: null",
+    "Bearer token required",
+    "auth: basic",
+    "session: 42",
+    "signature=valid",
+    "https://example.com/path/to/page?query=1",
+    "ssh://git@github.com/user/repo.git",
+    "git@github.com:user/repo.git",
+    "https://github.com/user/repo/commit/3f786850e387550fdab836ed7e6dc881de23001b",
+    "docker.io/library/nginx:1.25-alpine",
+    "ghcr.io/owner/image:sha-3f78685",
+    "AKIA",  # too short to be a key
+    "TASK-1234 ASIAN markets",
+    "sk-learn is a library",
+    "npm_config_cache=/tmp/npm",
+    "pypi-simple index",
+    "eyJust kidding, not a jwt",
+    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBa\n-----END CERTIFICATE-----",
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+    "version: 3.11.7",
+    "time: 12:34:56",
+    "Building wheel for tokenizers (pyproject.toml) ... done",
+    "export PATH=/usr/local/bin:/usr/bin:/bin",
+    "key_id=0123456789abcdef0123456789abcdef01234567",
+]
+
+
+@pytest.mark.parametrize("text,secret", SECRETS, ids=[f"s{i}" for i in range(len(SECRETS))])
+def test_secret_is_redacted(text, secret):
+    out, n = redact(text)
+    assert n >= 1
+    assert "[REDACTED:" in out
+    assert (secret or text) not in out
+
+
+def test_secret_tables_are_big_enough():
+    assert len({t for t, _ in SECRETS}) >= 40
+    assert len(set(LOOKALIKES)) >= 40
+
+
+def test_false_positives_on_lookalikes():
+    flagged = [t for t in LOOKALIKES if redact(t)[1]]
+    fp, n = len(flagged), len(LOOKALIKES)
+    print(f"redaction false positives: {fp}/{n}")
+    print("\n".join(flagged))
+    assert fp <= 1, flagged  # measured: 0 of 50
+
+
+def test_only_the_value_of_an_assignment_is_replaced():
+    assert redact("export DB_PASSWORD=hunter2 # prod") == ("export DB_PASSWORD=[REDACTED:password] # prod", 1)
+    assert redact("x=1\nAKIAABCDEFGHIJKLMNOP\ny=2") == ("x=1\n[REDACTED:aws_access_key]\ny=2", 1)
+    assert redact(PEM + "\nafter")[0] == "[REDACTED:private_key]\nafter"
+
+
+def test_extra_patterns_and_idempotence():
+    out, n = redact("employee id EMP-123456 here", extra_patterns=[r"EMP-\d{6}"])
+    assert (out, n) == ("employee id [REDACTED:custom] here", 1)
+    once, _ = redact("password=hunter2 " + GH)
+    assert redact(once) == (once, 0)
+    assert redact("") == ("", 0)
+
+
+def test_speed_on_terminal_text():
+    """>= 10 MB/s on 1 MB of ls -l / log-like text (the store redacts every output)."""
+    rnd = random.Random(0)
+    lines = []
+    while sum(map(len, lines)) < 1_000_000:
+        i = len(lines)
+        lines.append(
+            f"-rw-r--r--  1 user staff {rnd.randint(0, 10**6):>8} Jan {rnd.randint(1, 28):2} "
+            f"12:{rnd.randint(0, 59):02} some_file_{i}.py"
+        )
+        lines.append(
+            f"2024-01-01T12:00:{i % 60:02}Z INFO [worker-{i % 8}] GET /api/v1/items/{i} status=200 "
+            f"id={rnd.getrandbits(64):x} took {rnd.random():.3f}s key=value"
+        )
+    text = "\n".join(lines)[:1_000_000]
+    redact(text[:1000])  # compile
+    best = min(_timed(text) for _ in range(3))
+    mb_s = len(text) / best / 1e6
+    print(f"redaction speed: {mb_s:.1f} MB/s")
+    assert mb_s >= 10
+
+
+def _timed(text: str) -> float:
+    t = time.perf_counter()
+    redact(text)
+    return time.perf_counter() - t

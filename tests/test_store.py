@@ -1,0 +1,346 @@
+"""TrajectoryStore: schema, steps, redaction on write, search, export/import, forget, stats."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+
+from echo_agent.config import Settings
+from echo_agent.memory.migrations import KNOWN
+from echo_agent.memory.store import StoreError, TrajectoryStore, fts_query, task_identity
+from echo_agent.shell.result import ShellResult
+
+PROMPT = [{"role": "system", "content": "You are a terminal agent."}]
+
+
+def result(command: str, output: str, exit_code: int = 0, cwd: str = "/tmp/work") -> ShellResult:
+    return ShellResult(
+        command=command,
+        output=output,
+        status=f"[exit {exit_code}]",
+        note="",
+        exit_code=exit_code,
+        cwd_before=cwd,
+        cwd_after=cwd,
+        started_at="2026-01-02T03:04:05+00:00",
+        duration_ms=12,
+        timed_out=False,
+        truncated=False,
+        output_bytes=len(output.encode()),
+    )
+
+
+@pytest.fixture
+def store(isolated_home) -> TrajectoryStore:
+    s = TrajectoryStore()
+    yield s
+    s.close()
+
+
+def episode_with_steps(store: TrajectoryStore, task: str = "list files", n: int = 2) -> tuple[str, list[str]]:
+    sid = store.start_session(model="scripted", shell="bash")
+    eid = store.start_episode(sid, task, PROMPT)
+    ids = [
+        store.record_step(
+            eid,
+            reply=f"```bash\nls {i}\n```",
+            command=f"ls {i}",
+            result=result(f"ls {i}", f"file{i}.txt\nnotes{i}.md\n"),
+        )
+        for i in range(n)
+    ]
+    return eid, ids
+
+
+def test_default_path_wal_foreign_keys_and_schema(store, isolated_home):
+    assert store.path == isolated_home / "store.db"
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30000
+    cols = {r[1] for r in store.conn.execute("PRAGMA table_info(step)")}
+    for c in [
+        "id",
+        "seq",
+        "episode_id",
+        "idx",
+        "author",
+        "reply",
+        "command",
+        "output",
+        "status",
+        "note",
+        "exit_code",
+        "cwd_before",
+        "cwd_after",
+        "started_at",
+        "duration_ms",
+        "timed_out",
+        "truncated",
+        "output_bytes",
+        "redactions",
+        "kind",
+        "source",
+        "predicted_output",
+        "confidence",
+        "confidence_mean",
+        "confidence_min",
+        "verified",
+        "verify_f1",
+        "surprise",
+        "trainable",
+    ]:
+        assert c in cols
+    for table in ["session", "episode", "adapter", "adapter_step", "step_fts"]:
+        assert store.db[table].exists()
+    applied = [r[0] for r in store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert applied == KNOWN
+
+
+def test_reopen_applies_nothing_twice(store):
+    store.close()
+    again = TrajectoryStore(store.path)
+    assert again.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == len(KNOWN)
+    again.close()
+
+
+def test_record_step_fields_seq_idx_and_episode(store):
+    eid, ids = episode_with_steps(store, n=3)
+    steps = store.episode_steps(eid)
+    assert [s["id"] for s in steps] == ids
+    assert [s["idx"] for s in steps] == [0, 1, 2]
+    seqs = [s["seq"] for s in steps]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    s = steps[1]
+    assert (s["command"], s["output"], s["status"], s["exit_code"]) == (
+        "ls 1",
+        "file1.txt\nnotes1.md\n",
+        "[exit 0]",
+        0,
+    )
+    assert s["trainable"] == 1 and s["redactions"] == 0 and s["source"] == "executed"
+    store.finish_episode(eid, "done", "two files")
+    ep = store.get_episode(eid)
+    assert ep["status"] == "done" and ep["answer"] == "two files" and ep["prompt"] == PROMPT
+    assert ep["pid"] == os.getpid() and ep["heartbeat_at"]
+    assert store.get_episode(eid[:8])["id"] == eid
+
+
+def test_seq_is_never_reused_after_forget(store):
+    eid, ids = episode_with_steps(store, n=2)
+    top = store.episode_steps(eid)[-1]["seq"]
+    store.forget(episode_ids=[eid])
+    eid2, _ = episode_with_steps(store, n=1)
+    assert store.episode_steps(eid2)[0]["seq"] > top
+
+
+def test_secrets_are_redacted_before_writing_and_step_untrainable(store):
+    sid = store.start_session()
+    eid = store.start_episode(sid, "show env", PROMPT)
+    secret = "ghp_" + "a1B2c3D4e5" * 4
+    step_id = store.record_step(
+        eid,
+        reply=f"```bash\necho {secret}\n```",
+        command=f"echo {secret}",
+        result=result(f"echo {secret}", f"{secret}\nPASSWORD=hunter2\n"),
+    )
+    step = store.episode_steps(eid)[0]
+    assert step["id"] == step_id
+    assert secret not in step["output"] + step["command"] + step["reply"]
+    assert "[REDACTED:github_token]" in step["output"] and "PASSWORD=[REDACTED:password]" in step["output"]
+    assert step["redactions"] == 4 and step["trainable"] == 0
+    raw = store.path.read_bytes() + store.path.with_name("store.db-wal").read_bytes()
+    assert secret.encode() not in raw
+    assert store.search("hunter2") == []
+
+
+def test_excluded_dir_and_recalled_steps_are_untrainable(isolated_home):
+    store = TrajectoryStore(settings=Settings(excluded_dirs=["/secret/place"]))
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    store.record_step(eid, reply="r", command="ls", result=result("ls", "a\n", cwd="/secret/place/sub"))
+    store.record_step(eid, reply="r", command="ls", result=result("ls", "a\n", cwd="/secret/placebo"))
+    store.record_step(
+        eid,
+        reply="r",
+        command="cat x",
+        source="recalled",
+        kind="retrieval",
+        output="predicted\n",
+        status="[exit 3]",
+        confidence=-0.2,
+        confidence_min=-0.5,
+    )
+    steps = store.episode_steps(eid)
+    assert [s["trainable"] for s in steps] == [0, 1, 0]
+    assert steps[2]["exit_code"] == 3 and steps[2]["output"] == "predicted\n"
+    assert steps[2]["confidence_min"] == -0.5
+    store.close()
+
+
+def test_format_error_step_has_null_command(store):
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    store.record_step(eid, reply="I think we should look around", command=None)
+    s = store.episode_steps(eid)[0]
+    assert s["command"] is None and s["status"] is None and s["output"] == ""
+
+
+def test_search_ranks_quotes_and_never_raises(store):
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    store.record_step(
+        eid,
+        reply="",
+        command="cat nginx.conf",
+        result=result("cat nginx.conf", "server {\n listen 8080;\n server_name foo-bar.example;\n}\n"),
+    )
+    store.record_step(eid, reply="", command="echo", result=result("echo", "listen listen listen 8080\n"))
+    hits = store.search("listen 8080")
+    assert len(hits) == 2 and hits[0]["rank"] <= hits[1]["rank"]
+    assert "[8080]" in hits[0]["snippet"] or "[listen]" in hits[0]["snippet"]
+    assert store.search("foo-bar")[0]["command"] == "cat nginx.conf"
+    for nasty in ['"', 'a"b', "NEAR(", "*", "-x", "AND OR NOT", "()", "col:val", ""]:
+        store.search(nasty)
+    assert fts_query('say "hi"') == '"say" """hi"""'
+
+
+def test_fts_stays_consistent_after_forget(store):
+    eid, _ = episode_with_steps(store, n=2)
+    assert len(store.search("notes1.md")) == 1
+    counts = store.forget(query="notes1.md")
+    assert counts["steps"] == 1 and counts["episodes"] == 0
+    assert store.search("notes1.md") == []
+    assert store.conn.execute("INSERT INTO step_fts(step_fts) VALUES('integrity-check')") is not None
+    assert len(store.search("notes0.md")) == 1
+
+
+def test_forget_by_dir_time_and_marks_adapters_stale(store):
+    eid, ids = episode_with_steps(store, n=2)
+    a1 = store.insert_adapter(base_model="m", path="/x", status="promoted")
+    a2 = store.insert_adapter(base_model="m", path="/y", status="promoted")
+    assert (a1, a2) == ("a0001", "a0002")
+    store.record_adapter_steps(a1, ids[:1])
+    plan = store.forget_plan(directory="/tmp/work")
+    assert len(plan["step_seqs"]) == 2 and plan["episodes"] == [eid] and plan["adapters"] == [a1]
+    assert store.forget_plan(directory="/tmp/wor")["step_seqs"] == []
+    assert store.forget_plan(until="2000-01-01")["step_seqs"] == []
+    counts = store.forget(directory="/tmp/work", since="2026-01-01")
+    assert counts == {"steps": 2, "episodes": 1, "adapters_stale": 1}
+    assert store.get_episode(eid) is None
+    assert store.get_adapter(a1)["status"] == "stale" and store.get_adapter(a2)["status"] == "promoted"
+    assert store.conn.execute("SELECT count(*) FROM adapter_step").fetchone()[0] == 0
+    with pytest.raises(StoreError):
+        store.forget()
+
+
+def test_forget_parent_of_chat_turn(store):
+    sid = store.start_session()
+    first = store.start_episode(sid, "hi", PROMPT)
+    second = store.start_episode(sid, "and then?", PROMPT, parent_episode_id=first)
+    assert [e["id"] for e in store.episode_chain(second)] == [first]
+    store.forget(episode_ids=[first])
+    assert store.get_episode(second)["parent_episode_id"] is None
+
+
+def test_export_import_roundtrip_is_idempotent(store, tmp_path):
+    eid, _ = episode_with_steps(store, n=2)
+    sid = store.get_episode(eid)["session_id"]
+    child = store.start_episode(sid, "follow up", PROMPT, parent_episode_id=eid)
+    store.record_step(child, reply="r", command=None)
+    records = list(store.export_episodes())
+    assert len(records) == 2
+    assert set(records[0]) == set(records[1])
+    assert records[0]["messages"][0] == PROMPT[0] and records[0]["messages"][1]["content"] == "list files"
+    assert all(isinstance(r["prompt"], str) for r in records)
+    json.dumps(records)
+    other = TrajectoryStore(tmp_path / "other.db")
+    first = other.import_episodes(reversed(records))  # child before parent: deferred foreign keys
+    assert first == {"sessions": 1, "episodes": 2, "steps": 3, "skipped_episodes": 0}
+    assert other.import_episodes(records) == {"sessions": 0, "episodes": 0, "steps": 0, "skipped_episodes": 2}
+    assert [s["output"] for s in other.episode_steps(eid)] == [s["output"] for s in store.episode_steps(eid)]
+    assert len(other.search("notes1.md")) == 1
+    assert list(other.export_episodes()) == records
+    other.close()
+
+
+def test_import_redacts(store):
+    rec = {
+        "id": "e1",
+        "session_id": "s1",
+        "task": "t",
+        "prompt": "[]",
+        "status": "done",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "session": {"id": "s1", "started_at": "2026"},
+        "steps": [
+            {"id": "x1", "idx": 0, "command": "cat .env", "output": "token=abcdef123456\n", "trainable": 1}
+        ],
+    }
+    store.import_episodes([rec])
+    s = store.episode_steps("e1")[0]
+    assert s["output"] == "token=[REDACTED:token]\n" and s["trainable"] == 0
+
+
+def test_iter_steps_since_and_trainable_only(store):
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    for i in range(1203):
+        store.conn.execute("BEGIN")
+        store.conn.execute(
+            "INSERT INTO step (id, episode_id, idx, output, trainable) VALUES (?,?,?,?,?)",
+            [f"s{i}", eid, i, f"out {i}", i % 2],
+        )
+        store.conn.execute("COMMIT")
+    all_steps = list(store.iter_steps())
+    assert len(all_steps) == 1203 and [s["idx"] for s in all_steps] == list(range(1203))
+    since = all_steps[999]["seq"]
+    assert [s["idx"] for s in store.iter_steps(since_seq=since)] == list(range(1000, 1203))
+    assert all(s["trainable"] == 1 for s in store.iter_steps(trainable_only=True))
+    assert len(list(store.iter_steps(trainable_only=True))) == 601
+
+
+def test_running_episodes_treats_dead_pid_as_aborted(store):
+    sid = store.start_session()
+    alive = store.start_episode(sid, "mine", PROMPT)
+    dead = store.start_episode(sid, "gone", PROMPT)
+    store.conn.execute("BEGIN")
+    store.conn.execute("UPDATE episode SET pid=? WHERE id=?", [2**22 + 12345, dead])
+    store.conn.execute("COMMIT")
+    assert [e["id"] for e in store.running_episodes()] == [alive]
+    assert store.get_episode(dead)["status"] == "aborted"
+    store.heartbeat(alive)
+
+
+def test_task_counts_and_stats(store):
+    sid = store.start_session()
+    for task in ["Free up  space", "free up space", "FREE UP SPACE\n", "list files"]:
+        store.start_episode(sid, task, PROMPT)
+    assert task_identity(" Free\tUP  space ") == "free up space"
+    counts = store.task_counts()
+    assert counts[0]["task"] == "free up space" and counts[0]["episodes"] == 3
+    assert sum(counts[0]["by_day"].values()) == 3
+    st = store.stats()
+    assert (st["sessions"], st["episodes"], st["steps"]) == (1, 4, 0)
+    assert st["bytes"] > 0 and st["tasks"][1]["task"] == "list files"
+
+
+def test_not_a_store_and_foreign_database(tmp_path):
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="is not a usable echo-agent store .*move it aside"):
+        TrajectoryStore(bad)
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE customers (id)").connection.commit()
+    with pytest.raises(StoreError, match="holds other tables"):
+        TrajectoryStore(foreign)
+
+
+def test_adapter_helpers(store):
+    aid = store.insert_adapter(base_model="smol", path="/a", metrics={"env_ce": 1.5}, trained_through_seq=7)
+    assert store.get_adapter(aid)["metrics"] == {"env_ce": 1.5}
+    store.set_adapter_status(aid, "promoted")
+    assert [a["id"] for a in store.list_adapters("promoted")] == [aid]
+    assert store.list_adapters("rejected") == []

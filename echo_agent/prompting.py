@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -36,11 +38,21 @@ class Example:
 
 
 def words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9_.\-]+", text.lower()) if w not in _STOPWORDS}
+    """Content words, with a plural "s" dropped ("mentions" matches "mention", "lines" matches "line")."""
+    out = set()
+    for w in re.findall(r"[a-z0-9_.\-]+", text.lower()):
+        if w in _STOPWORDS:
+            continue
+        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w)
+    return out
 
 
-def similarity(a: set[str], b: set[str]) -> float:
-    return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
+def similarity(a: set[str], b: set[str], weight: Callable[[str], float] = lambda w: 1.0) -> float:
+    """Weighted cosine overlap of two word sets (each word counts `weight(word)`)."""
+    if not a or not b:
+        return 0.0
+    shared = sum(weight(w) for w in a & b)
+    return shared / math.sqrt(sum(weight(w) for w in a) * sum(weight(w) for w in b))
 
 
 def bundled_examples() -> list[Example]:
@@ -64,14 +76,23 @@ def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
 def choose_examples(task: str, candidates: list[Example], k: int = 4) -> list[Example]:
     """The k most similar distinct examples (the user's own win ties), most similar last (nearest the task)."""
     target = words(task)
+    # Rare words say more about a task than common ones ("tail" vs "file"): weigh words by inverse document
+    # frequency over the candidates, so "last line of X" finds the tail example, not every example about a file.
+    bags = [words(ex.task) for ex in candidates]
+    df = Counter(w for bag in bags for w in bag)
+    n = len(candidates) + 1
+
+    def idf(w: str) -> float:
+        return math.log(n / (1 + df[w])) + 1.0
+
     seen: set[str] = set()
     scored = []
-    for i, ex in enumerate(candidates):
+    for i, (ex, bag) in enumerate(zip(candidates, bags, strict=True)):
         key = " ".join(ex.task.lower().split())
         if key in seen or key == " ".join(task.lower().split()):
             continue
         seen.add(key)
-        scored.append((similarity(target, words(ex.task)), ex.source == "store", -i, ex))
+        scored.append((similarity(target, bag, idf), ex.source == "store", -i, ex))
     scored.sort(key=lambda t: t[:3], reverse=True)
     return [t[3] for t in scored[:k]][::-1]
 

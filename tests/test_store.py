@@ -344,3 +344,80 @@ def test_adapter_helpers(store):
     store.set_adapter_status(aid, "promoted")
     assert [a["id"] for a in store.list_adapters("promoted")] == [aid]
     assert store.list_adapters("rejected") == []
+
+
+@pytest.mark.parametrize("durable, level", [(True, 2), (False, 1)])
+def test_durable_chooses_synchronous_level(isolated_home, durable, level):
+    s = TrajectoryStore(durable=durable)
+    assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == level  # 2 = FULL, 1 = NORMAL
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.close()
+
+
+def test_idx_counts_per_episode_across_connections(store):
+    sid = store.start_session()
+    e1, e2 = store.start_episode(sid, "a", PROMPT), store.start_episode(sid, "b", PROMPT)
+    other = TrajectoryStore(store.path)
+    for i in range(3):
+        store.record_step(e1, reply="r", command=f"ls {i}", result=result(f"ls {i}", "x\n"))
+        other.record_step(e1, reply="r", command=f"pwd {i}", result=result(f"pwd {i}", "y\n"))
+        other.record_step(e2, reply="r", command="id", result=result("id", "z\n"))
+    other.close()
+    assert [s["idx"] for s in store.episode_steps(e1)] == list(range(6))
+    assert [s["command"] for s in store.episode_steps(e1)][:2] == ["ls 0", "pwd 0"]
+    assert [s["idx"] for s in store.episode_steps(e2)] == [0, 1, 2]
+
+
+def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path, monkeypatch):
+    import echo_agent.memory.store as store_module
+
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    store.record_step(eid, reply="r", command="cat .env", result=result("cat .env", "token=abcdef123456\n"))
+    store.record_step(eid, reply="r", command="cat ids", result=result("cat ids", "customer-4242\n"))
+    records = list(store.export_episodes())
+    assert all(s["redaction_seal"] for s in records[0]["steps"])
+    calls = []
+    real = store_module.redact
+    monkeypatch.setattr(
+        store_module, "redact", lambda text, extra=(): calls.append(text) or real(text, extra)
+    )
+
+    sealed = TrajectoryStore(tmp_path / "sealed.db")
+    sealed.import_episodes(records)
+    assert calls == []  # exported by the same rules, unchanged: not redacted twice
+    steps = sealed.episode_steps(eid)
+    assert [s["output"] for s in steps] == ["token=[REDACTED:token]\n", "customer-4242\n"]
+    assert [s["trainable"] for s in steps] == [0, 1] and steps[0]["redactions"] == 1
+    sealed.close()
+
+    # An edited step keeps its old seal: it no longer matches, so the step is redacted again.
+    tampered = json.loads(json.dumps(records))
+    tampered[0]["steps"][1]["output"] = "password=hunter2\n"
+    edited = TrajectoryStore(tmp_path / "edited.db")
+    edited.import_episodes(tampered)
+    s = edited.episode_steps(eid)[1]
+    assert s["output"] == "password=[REDACTED:password]\n" and s["trainable"] == 0 and s["redactions"] == 1
+    assert calls
+    edited.close()
+
+    # Other rules (a user pattern here) make every seal stale: the importing store applies its own.
+    strict = TrajectoryStore(tmp_path / "strict.db", settings=Settings(redact_patterns=[r"customer-\d+"]))
+    strict.import_episodes(records)
+    s = strict.episode_steps(eid)[1]
+    assert s["output"] == "[REDACTED:custom]\n" and s["trainable"] == 0
+    strict.close()
+
+
+def test_search_returns_best_matches_first_with_limit(store):
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    for i in range(30):
+        out = "kernel panic\n" * (1 + i % 3) + "filler words here\n" * 40
+        store.record_step(eid, reply="r", command=f"dmesg {i}", result=result(f"dmesg {i}", out))
+    store.record_step(eid, reply="r", command="uname", result=result("uname", "kernel\n"))
+    hits = store.search("kernel", limit=5)
+    assert len(hits) == 5 and [h["rank"] for h in hits] == sorted(h["rank"] for h in hits)
+    assert all(h["task"] == "t" and "[kernel]" in h["snippet"] for h in hits)
+    everything = store.search("kernel", limit=100)
+    assert len(everything) == 31 and [h["rank"] for h in everything[:5]] == [h["rank"] for h in hits]

@@ -23,7 +23,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from echo_agent.memory.store import TrajectoryStore
     from echo_agent.shell.result import ShellResult
-    store = TrajectoryStore(sys.argv[1])
+    store = TrajectoryStore(sys.argv[1], durable=sys.argv[3:] != ["normal"])
     eid = store.start_episode(store.start_session(), "loop", [])
     deadline = time.time() + float(sys.argv[2])
     i = 0
@@ -78,10 +78,12 @@ def make_result(output: str) -> ShellResult:
     )
 
 
-def test_sigkill_mid_write_loses_nothing_committed(tmp_path):
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_sigkill_mid_write_loses_nothing_committed(tmp_path, sync):
+    # durable=False (synchronous=NORMAL) must survive a killed process too: only an OS crash may cost it steps.
     db = tmp_path / "s.db"
     TrajectoryStore(db).close()  # schema first, so the child starts recording at once
-    proc = spawn(WRITER, str(db), "30")
+    proc = spawn(WRITER, str(db), "30", sync)
     printed = []
     while len(printed) < 40:
         line = proc.stdout.readline()
@@ -94,6 +96,8 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path):
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     stored = {r[0] for r in store.conn.execute("SELECT id FROM step")}
     assert set(printed) <= stored and len(printed) >= 40
+    idx = [r[0] for r in store.conn.execute("SELECT idx FROM step ORDER BY seq")]
+    assert idx == list(range(len(idx)))
     store.conn.execute("INSERT INTO step_fts(step_fts) VALUES('integrity-check')")
     store.close()
 

@@ -1,17 +1,32 @@
 """TrajectoryStore: every session, episode and step, committed as it happens (SQLite via sqlite-utils).
 
-- WAL mode, a 30 s busy timeout, foreign keys on, synchronous=FULL: `record_step` returns only after its own
-  transaction is committed and on disk, so a crash loses at most the step in flight.
+- WAL mode, a 30 s busy timeout, foreign keys on.
+- Durability (`durable=True`, the default): synchronous=FULL, so `record_step` returns only after its own
+  transaction is committed *and fsynced*; a crash of the process, the OS or the power loses at most the step in
+  flight. With `durable=False` (synchronous=NORMAL) a killed process still loses nothing committed (WAL), but an
+  OS crash or power cut may lose the last few committed steps. FULL is the default on purpose: the fsync costs
+  1-3 ms per step (benchmarks/store_scale.py measures both: ~350 vs ~800 steps/s back to back on a shared VM
+  disk), invisible next to the model call and the command that produce each step, and the steps are the
+  training data the updater cannot get back. The
+  benchmark compares each mode with a bare sqlite3 loop at the same level. Batched writes (import) pay one
+  fsync per batch whichever mode.
 - Writes start with BEGIN IMMEDIATE: a writer waits for the lock (busy timeout) instead of failing with
   SQLITE_BUSY when a deferred read transaction tries to upgrade.
 - The schema comes only from echo_agent/memory/migrations.py. A database that records a migration this code does
   not know is refused before anything is written to it.
 - Hot paths (record_step, iter_steps, import) use plain SQL on the connection; sqlite-utils runs the migrations.
+  record_step is one INSERT (idx computed inside it) between BEGIN IMMEDIATE and COMMIT.
+- Exports carry a `redaction_seal` per step: a hash of the redaction rules that produced the text (the redact
+  module's source and the user's patterns) and of the text itself. Import re-redacts every step whose seal does
+  not match this store's rules and the step's text exactly, so only unchanged exports from the same rules skip
+  the (idempotent) second pass.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -53,6 +68,15 @@ _INSERT_STEP = (
     f"INSERT INTO step ({', '.join(_STEP_INSERT_FIELDS)}) "
     f"VALUES ({', '.join(':' + f for f in _STEP_INSERT_FIELDS)})"
 )
+# record_step's one statement: idx is the episode's next index, read under the same write lock (BEGIN IMMEDIATE),
+# so two writers cannot take the same idx and no separate SELECT round trip is needed.
+_RECORD_STEP = (
+    f"INSERT INTO step ({', '.join(_STEP_INSERT_FIELDS)}) SELECT "
+    + ", ".join("(SELECT coalesce(max(idx), -1) + 1 FROM step WHERE episode_id = :episode_id)" if f == "idx"
+                else ":" + f for f in _STEP_INSERT_FIELDS)
+)
+_REDACTED_FIELDS = ("reply", "command", "output", "predicted_output")
+"""Step text that is redacted before it is stored (and again on import, unless its seal matches)."""
 
 
 def default_db_path() -> Path:
@@ -72,6 +96,33 @@ def task_identity(task: str) -> str:
 def fts_query(text: str) -> str:
     """User text as an FTS5 query that cannot raise: every whitespace-separated word a quoted phrase (AND)."""
     return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
+@functools.cache
+def redaction_rules_id(extra_patterns: tuple[str, ...]) -> str | None:
+    """Identity of the redaction rules: the redact module's source plus the user's patterns (None when the
+    source cannot be read; then nothing is sealed and every import is redacted again)."""
+    try:
+        source = Path(redact.__code__.co_filename).read_bytes()  # echo_agent/memory/redact.py
+    except OSError:
+        return None
+    h = hashlib.sha256(source)
+    for pattern in extra_patterns:
+        h.update(b"\0" + pattern.encode())
+    return h.hexdigest()
+
+
+def redaction_seal(rules_id: str | None, step: dict) -> str | None:
+    """Hash of the rules and of the step's redacted text: import skips redaction only when it matches exactly."""
+    if rules_id is None:
+        return None
+    h = hashlib.sha256(rules_id.encode())
+    for name in _REDACTED_FIELDS:
+        text = step.get(name)
+        data = b"" if text is None else text.encode("utf-8", "surrogatepass")
+        h.update(b"N" if text is None else b"T" + len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 def _under(path: str | None, directory: str) -> bool:
@@ -95,11 +146,17 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 class TrajectoryStore:
-    """The trajectory store. Open one per process; it is not shared between threads."""
+    """The trajectory store. Open one per process; it is not shared between threads.
 
-    def __init__(self, path: str | Path | None = None, settings: Settings | None = None) -> None:
+    `durable`: fsync every commit (synchronous=FULL), so an OS crash or power cut also loses at most the step in
+    flight; False (synchronous=NORMAL) still survives any crash of this process. See the module docstring.
+    """
+
+    def __init__(self, path: str | Path | None = None, settings: Settings | None = None, *,
+                 durable: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self.settings = settings or Settings.load()
+        self.durable = durable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=30.0)
         self.conn = conn
@@ -115,7 +172,7 @@ class TrajectoryStore:
                 f"{self.path} is not a usable echo-agent store ({e}); move it aside and run again, or pass --db"
             ) from e
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         if pending:
             self._migrate()
 
@@ -272,14 +329,13 @@ class TrajectoryStore:
         prediction are redacted first; a step with redactions, run under an excluded directory, or recalled, is
         stored with trainable=0.
         """
-        extra = self.settings.redact_patterns
+        extra = tuple(self.settings.redact_patterns)
         if result is not None:
             output, status, cwd_before = result.output, result.status, result.cwd_before
             note = "\n".join(x for x in (result.note, note) if x)
         total = 0
         red: dict[str, str | None] = {}
-        for name, text in (("reply", reply), ("command", command), ("output", output),
-                           ("predicted_output", predicted_output)):
+        for name, text in zip(_REDACTED_FIELDS, (reply, command, output, predicted_output), strict=True):
             if text:
                 text, n = redact(text, extra)
                 total += n
@@ -301,9 +357,7 @@ class TrajectoryStore:
             "trainable": int(trainable and not total and not excluded and source != "recalled"),
         }
         with self._write() as c:
-            row["idx"] = c.execute("SELECT coalesce(max(idx), -1) + 1 FROM step WHERE episode_id=?",
-                                   [episode_id]).fetchone()[0]
-            c.execute(_INSERT_STEP, row)
+            c.execute(_RECORD_STEP, row)
         return row["id"]
 
     def iter_steps(self, since_seq: int = 0, trainable_only: bool = False, batch: int = 500) -> Iterator[dict]:
@@ -322,11 +376,13 @@ class TrajectoryStore:
         q = fts_query(query)
         if not q:
             return []
+        # Rank and cut inside FTS5 first (its `rank` is bm25), then read only those `limit` step rows: joining
+        # every match to `step` would walk each large output's overflow pages to reach the later columns.
         return self._rows(
-            "SELECT s.id, s.episode_id, s.idx, s.command, s.started_at, e.task, bm25(step_fts) AS rank, "
-            "snippet(step_fts, 1, '[', ']', '…', 12) AS snippet "
-            "FROM step_fts JOIN step s ON s.seq = step_fts.rowid JOIN episode e ON e.id = s.episode_id "
-            "WHERE step_fts MATCH ? ORDER BY rank LIMIT ?", [q, limit])
+            "SELECT s.id, s.episode_id, s.idx, s.command, s.started_at, e.task, f.rank, f.snippet "
+            "FROM (SELECT rowid, rank, snippet(step_fts, 1, '[', ']', '…', 12) AS snippet FROM step_fts "
+            "      WHERE step_fts MATCH ? ORDER BY rank LIMIT ?) f "
+            "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank", [q, limit])
 
     # --- adapters (minimal; the updater extends them) -------------------------------------------------------
 
@@ -359,6 +415,20 @@ class TrajectoryStore:
         with self._write() as c:
             c.execute("UPDATE adapter SET status=? WHERE id=?", [status, adapter_id])
 
+    def update_adapter(self, adapter_id: str, **fields: Any) -> None:
+        """Set columns of one adapter row (status, metrics as JSON text, …) in one transaction."""
+        allowed = {"status", "metrics", "path", "trained_through_seq", "n_env_tokens"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"update_adapter takes {sorted(allowed)}, got {sorted(fields)}")
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._write() as c:
+            c.execute(f"UPDATE adapter SET {cols} WHERE id=?", [*fields.values(), adapter_id])
+
+    def set_surprise(self, surprise: dict[str, float]) -> None:
+        """Store each step's env-token CE under the adapter in use when the updater last saw it."""
+        with self._write() as c:
+            c.executemany("UPDATE step SET surprise=? WHERE id=?", [(v, k) for k, v in surprise.items()])
+
     def record_adapter_steps(self, adapter_id: str, step_ids: Iterable[str]) -> None:
         with self._write() as c:
             c.executemany("INSERT OR IGNORE INTO adapter_step (adapter_id, step_id) VALUES (?, ?)",
@@ -370,9 +440,12 @@ class TrajectoryStore:
         """Every episode (started at or after `since`, ISO text) with its session, steps and chat messages.
 
         Each record has the same keys and value types, so `datasets.load_dataset("json", …)` reads a JSONL of
-        them: `prompt` is the stored JSON text, `messages` the transcript as {role, content}.
+        them: `prompt` is the stored JSON text, `messages` the transcript as {role, content}. Each step carries
+        its `redaction_seal` (see the module docstring).
         """
         from echo_agent.transcript import render_episode
+
+        rules = redaction_rules_id(tuple(self.settings.redact_patterns))
 
         sql = "SELECT * FROM episode" + (" WHERE started_at >= ?" if since else "") + " ORDER BY started_at"
         sessions: dict[str, dict] = {}
@@ -386,17 +459,22 @@ class TrajectoryStore:
                 **{k: ep[k] for k in EPISODE_FIELDS},
                 "session": sessions[ep["session_id"]],
                 "messages": [{"role": m.role, "content": m.content} for m in messages],
-                "steps": [{k: s[k] for k in STEP_FIELDS if k != "seq"} for s in steps],
+                "steps": [{**{k: s[k] for k in STEP_FIELDS if k != "seq"}, "redaction_seal": redaction_seal(rules, s)}
+                          for s in steps],
             }
 
     def import_episodes(self, records: Iterable[dict], batch: int = 500) -> dict[str, int]:
         """Insert exported episodes; ids already present are skipped, so importing twice changes nothing.
 
         Batches of `batch` episodes share one transaction. Text is redacted again (an import file is outside
-        data), and imported steps get new local `seq` numbers: they are new to this store's updater.
+        data) unless the step's `redaction_seal` shows it is exactly the text these redaction rules produced;
+        a step with any redactions is not trainable. Imported steps get new local `seq` numbers: they are new to
+        this store's updater.
         """
         counts = {"sessions": 0, "episodes": 0, "steps": 0, "skipped_episodes": 0}
         chunk: list[dict] = []
+        extra = tuple(self.settings.redact_patterns)
+        rules = redaction_rules_id(extra)
 
         def flush() -> None:
             sessions, episodes, steps = {}, [], []
@@ -414,13 +492,15 @@ class TrajectoryStore:
                     row = {k: s.get(k) for k in _STEP_INSERT_FIELDS}
                     row["episode_id"] = ep["id"]
                     n = 0
-                    for k in ("reply", "command", "output", "predicted_output"):
-                        if row[k]:
-                            row[k], m = redact(row[k], self.settings.redact_patterns)
-                            n += m
+                    if rules is None or s.get("redaction_seal") != redaction_seal(rules, row):
+                        for k in _REDACTED_FIELDS:
+                            if row[k]:
+                                row[k], m = redact(row[k], extra)
+                                n += m
                     row["output"] = row["output"] or ""
                     row["redactions"] = (row["redactions"] or 0) + n
-                    row["trainable"] = int(bool(row["trainable"] if row["trainable"] is not None else 1) and not n)
+                    trainable = row["trainable"] if row["trainable"] is not None else 1
+                    row["trainable"] = int(bool(trainable) and not row["redactions"])
                     for k, default in (("note", ""), ("author", "agent"), ("kind", "action"),
                                        ("source", "executed"), ("timed_out", 0), ("truncated", 0)):
                         if row[k] is None:

@@ -13,6 +13,7 @@ earlier turns and task) followed by whole steps; a step longer than a window is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,3 +193,122 @@ def windows(
         if piece is not None:
             cur.append(piece)
     return [w for w in out if len(w.input_ids) > len(prefix)]
+
+
+# --- selecting a cycle's data from the store ------------------------------------------------------------------
+
+
+@dataclass
+class CycleData:
+    train: list[Window]
+    heldout: list[Window]
+    train_step_ids: list[str]
+    """Every step labelled in `train` (new and replayed): recorded in adapter_step."""
+    new_step_ids: list[str]
+    """Trainable steps newer than the current adapter (their surprise is measured)."""
+    heldout_episode_ids: list[str]
+    replay_episode_ids: list[str]
+    trained_through_seq: int
+    boundary_tokens: int = 0
+
+    @property
+    def n_train_env_tokens(self) -> int:
+        return sum(w.n_env_tokens for w in self.train)
+
+    @property
+    def n_heldout_env_tokens(self) -> int:
+        return sum(w.n_env_tokens for w in self.heldout)
+
+
+def duplicate_key(step: dict) -> tuple:
+    return (step.get("command"), step.get("output"), step.get("cwd_before"))
+
+
+def select_cycle_data(
+    store: Any,
+    tokenizer: Any,
+    *,
+    since_seq: int,
+    max_seq_len: int = 2048,
+    heldout_fraction: float = 0.10,
+    duplicate_cap: int = 3,
+    replay_fraction: float = 0.5,
+    seed: int = 0,
+) -> CycleData:
+    """The cycle's training and held-out windows.
+
+    New data: episodes with trainable steps newer than `since_seq`. The newest `heldout_fraction` of them (at
+    least one) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes, about
+    `replay_fraction` times as many as the new training episodes, so earlier facts are rehearsed. Within one
+    training set, identical (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled.
+    """
+    import random
+
+    from echo_agent.transcript import is_trainable, render_episode
+
+    new_steps = list(store.iter_steps(since_seq=since_seq, trainable_only=True))
+    new_by_episode: dict[str, list[str]] = {}
+    for s in new_steps:
+        new_by_episode.setdefault(s["episode_id"], []).append(s["id"])
+    episodes = sorted((store.get_episode(e) for e in new_by_episode), key=lambda e: e["started_at"])
+    n_held = max(1, round(len(episodes) * heldout_fraction)) if episodes else 0
+    heldout_eps, train_eps = episodes[len(episodes) - n_held:], episodes[: len(episodes) - n_held]
+
+    rng = random.Random(seed)
+    old_ids = sorted({s["episode_id"] for s in store.iter_steps(since_seq=0, trainable_only=True)
+                      if s["seq"] <= since_seq} - set(new_by_episode))
+    n_replay = min(len(old_ids), math.ceil(len(train_eps) * replay_fraction)) if since_seq else 0
+    replay_eps = [store.get_episode(e) for e in rng.sample(old_ids, n_replay)]
+
+    seen: dict[tuple, int] = {}
+    train_ids: list[str] = []
+
+    def labelled_for_training(step: dict) -> bool:
+        if not is_trainable(step):
+            return False
+        key = duplicate_key(step)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > duplicate_cap:
+            return False
+        train_ids.append(step["id"])
+        return True
+
+    def episode_windows(ep: dict, labelled) -> tuple[list[Window], int]:
+        steps = store.episode_steps(ep["id"])
+        earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(ep["id"])]
+        # Earlier chat turns are context here; they are trained in their own episodes.
+        msgs = render_episode(ep, steps, earlier, labelled=lambda s: s["episode_id"] == ep["id"] and labelled(s))
+        owners = [None] * (len(msgs) - 2 * len(steps)) + [s["id"] for s in steps for _ in (0, 1)]
+        tok = tokenize_episode(tokenizer, msgs, owners)
+        return windows(tok, max_seq_len, len(msgs) - 2 * len(steps), ep["id"]), tok.boundary_tokens
+
+    train: list[Window] = []
+    boundary = 0
+    for ep in train_eps + replay_eps:
+        ws, b = episode_windows(ep, labelled_for_training)
+        train += ws
+        boundary += b
+    heldout: list[Window] = []
+    for ep in heldout_eps:
+        ws, b = episode_windows(ep, is_trainable)
+        heldout += ws
+        boundary += b
+    return CycleData(
+        train=[w for w in train if w.n_env_tokens],
+        heldout=[w for w in heldout if w.n_env_tokens],
+        train_step_ids=train_ids,
+        new_step_ids=[s["id"] for s in new_steps],
+        heldout_episode_ids=[e["id"] for e in heldout_eps],
+        replay_episode_ids=[e["id"] for e in replay_eps],
+        trained_through_seq=_trained_through(new_steps, {e["id"] for e in heldout_eps}, since_seq),
+        boundary_tokens=boundary,
+    )
+
+
+def _trained_through(new_steps: list[dict], heldout: set[str], since_seq: int) -> int:
+    """The newest seq this cycle's data covers, stopping before the held-out episodes, so the next cycle trains
+    on what this one held out."""
+    held = [s["seq"] for s in new_steps if s["episode_id"] in heldout]
+    if held:
+        return min(held) - 1
+    return max((s["seq"] for s in new_steps), default=since_seq)

@@ -1,25 +1,178 @@
-"""Which adapter the agent uses: the newest promoted adapter that is not stale, whose directory is intact."""
+"""Versioned adapters: monotonic ids, whole-or-nothing directories, metadata, promotion and rollback.
+
+An adapter is a plain peft LoRA directory under `<home>/adapters/<id>/` plus `echo_adapter.json` (its base model
+name and file hash, training config, data range, metrics and library versions). It is written to
+`.tmp-<id>-<pid>` and renamed into place, so a crash never leaves a directory that looks valid; temp directories
+of dead processes are removed by the next cycle.
+
+Statuses: candidate (being evaluated), promoted (passed the gate), rejected (failed it), retired (rolled back),
+stale (trained on a step the user forgot). The adapter in use is the newest promoted one whose directory is
+intact; a rollback retires it, so the one before takes over.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+META_FILE = "echo_adapter.json"
+META_VERSION = 1
+_META_DEFAULTS: dict[str, Any] = {"meta_version": 1, "parent_id": None, "metrics": {}, "config": {}, "data": {},
+                                  "versions": {}}
+
+
+class AdapterError(Exception):
+    """An adapter cannot be used; the message names it and says what to do."""
+
+
+def adapters_dir(home: Path) -> Path:
+    return home / "adapters"
 
 
 def adapter_complete(path: Path) -> bool:
-    """A usable adapter directory holds its config and weights (adapters are renamed into place whole)."""
-    return path.is_dir() and all((path / f).is_file() for f in ADAPTER_FILES)
+    """A usable adapter directory holds its config, weights and metadata."""
+    return path.is_dir() and all((path / f).is_file() for f in (*ADAPTER_FILES, META_FILE))
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The adapter's metadata; older files get the keys they lack from the defaults."""
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise AdapterError(f"adapter {path.name}: unreadable {META_FILE} ({e}); it cannot be used") from e
+    return {**_META_DEFAULTS, **meta}
+
+
+def check_adapter(path: Path, base_hash: str) -> dict[str, Any]:
+    """Refuse an adapter that is incomplete or was trained on another base model; returns its metadata."""
+    if not adapter_complete(path):
+        missing = [f for f in (*ADAPTER_FILES, META_FILE) if not (path / f).is_file()]
+        raise AdapterError(f"adapter {path.name} at {path} is incomplete (missing {', '.join(missing)}); "
+                           "it was not used — run `echo-agent update` to train a new one")
+    meta = read_meta(path)
+    if meta.get("base_hash") != base_hash:
+        raise AdapterError(f"adapter {path.name} was trained on {meta.get('base_model')} "
+                           f"({str(meta.get('base_hash'))[:12]}), not on the loaded model ({base_hash[:12]}); "
+                           "load its base model with --model, or train a new adapter for this one")
+    return meta
+
+
+def model_identity(model: str | Path) -> tuple[str, str]:
+    """(name, sha256 of the weights file as shipped) for "embedded", a GGUF file or a transformers directory."""
+    from echo_agent.models.embedded import EMBEDDED_NAME, base_hash, file_sha256
+
+    if str(model) == "embedded":
+        return EMBEDDED_NAME, base_hash()
+    path = Path(model)
+    if path.is_file():
+        return path.name, file_sha256(path)
+    weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin")) or [path / "config.json"]
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(file_sha256(w).encode())
+    return path.name, h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    from echo_agent import __version__
+
+    return {"echo_agent": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__}
+
+
+def save_adapter(peft_model: Any, root: Path, adapter_id: str, meta: dict[str, Any]) -> Path:
+    """Write the adapter and its metadata to a temp directory, then rename it into place."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / adapter_id
+    tmp = root / f".tmp-{adapter_id}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    peft_model.save_pretrained(tmp)
+    cfg = json.loads((tmp / "adapter_config.json").read_text())
+    if cfg.get("modules_to_save") or cfg.get("use_dora"):
+        shutil.rmtree(tmp)
+        raise AdapterError(f"adapter {adapter_id} has modules_to_save or DoRA, which vLLM cannot load; "
+                           "retrain with the default config")
+    (tmp / META_FILE).write_text(json.dumps({"meta_version": META_VERSION, "id": adapter_id, **meta}, indent=2))
+    for f in tmp.iterdir():  # make the contents durable before the rename publishes them
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    os.rename(tmp, final)
+    return final
+
+
+def cleanup_temp(root: Path) -> list[Path]:
+    """Remove temp directories left by processes that died mid-write; returns what was removed."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for d in root.glob(".tmp-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def current_adapter(store: TrajectoryStore) -> tuple[str | None, Path | None]:
     """(id, path) of the adapter the agent should use, or (None, None) for the base model."""
+    row = current_adapter_row(store)
+    return (row["id"], Path(row["path"])) if row else (None, None)
+
+
+def current_adapter_row(store: TrajectoryStore) -> dict | None:
     for row in reversed(store.list_adapters(status="promoted")):
-        path = Path(row["path"])
-        if adapter_complete(path):
-            return row["id"], path
-    return None, None
+        if adapter_complete(Path(row["path"])):
+            return row
+    return None
+
+
+def promote(store: TrajectoryStore, adapter_id: str) -> None:
+    """Make `adapter_id` the adapter in use (by hand: the gate is the user's call here)."""
+    row = store.get_adapter(adapter_id)
+    if row is None:
+        raise AdapterError(f"no adapter {adapter_id}; `echo-agent adapters list` shows them")
+    if row["status"] == "stale":
+        raise AdapterError(f"adapter {adapter_id} is stale (it saw forgotten steps) and cannot be promoted")
+    if not adapter_complete(Path(row["path"])):
+        raise AdapterError(f"adapter {adapter_id} at {row['path']} is incomplete; it cannot be promoted")
+    current = current_adapter_row(store)
+    if current and current["id"] > adapter_id:
+        # Promoting an older adapter: the newer promoted ones step aside so it becomes the newest in use.
+        for r in store.list_adapters(status="promoted"):
+            if r["id"] > adapter_id:
+                store.set_adapter_status(r["id"], "retired")
+    store.set_adapter_status(adapter_id, "promoted")
+
+
+def rollback(store: TrajectoryStore) -> tuple[str, str | None]:
+    """Retire the adapter in use; returns (retired id, id now in use or None for the base model)."""
+    current = current_adapter_row(store)
+    if current is None:
+        raise AdapterError("no promoted adapter to roll back; the base model is in use")
+    store.set_adapter_status(current["id"], "retired")
+    now_id, _ = current_adapter(store)
+    return current["id"], now_id

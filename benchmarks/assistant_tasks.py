@@ -1,0 +1,194 @@
+"""Can the embedded model act as a terminal assistant? Ten simple look-up tasks through the real agent loop.
+
+    ECHO_AGENT_CACHE=/work/main/.cache/test-models .venv/bin/python benchmarks/assistant_tasks.py [--seed 0]
+
+Each task runs as one episode of `echo_agent.agent.Agent` with `LocalBackend("embedded")`, a real `ShellSession`
+in a workspace generated from the seed (files with known contents, subfolders, a log), and a `TrajectoryStore` in a
+temporary home (the user's store is never touched). It is non-interactive: `SilentUI` and no `--yes`, so only
+read-only commands run.
+
+Per task:
+- well-formed: the episode's first reply parsed to a command, and that command ran and exited 0;
+- correct: the expected fact (a line count, a file name, a word from the file, …) appears in the final answer.
+
+The bundled in-context examples must not contain a benchmark task (same wording, or one of the workspace's file
+names): the script checks that first and stops if one does. The last line is machine-readable:
+    RESULT wellformed=… correct=… tasks=10
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from echo_agent.prompting import bundled_examples, words
+
+WORDS = "amber cobalt falcon harbor juniper lantern meadow nickel orchid pebble quartz raven saffron timber willow".split()
+
+
+@dataclass
+class Task:
+    name: str
+    text: str
+    expected: list[str]
+    """Facts the answer must contain, all of them (matched as whole words, case-insensitively)."""
+
+    def check(self, answer: str | None) -> bool:
+        if not answer:
+            return False
+        return all(re.search(rf"(?<![\w.]){re.escape(fact)}(?![\w]|\.\w)", answer, re.IGNORECASE)
+                   for fact in self.expected)
+
+
+def make_workspace(root: Path, seed: int) -> list[Task]:
+    """Write the workspace under `root` (deterministic for a seed) and return the tasks with their answers."""
+    rng = random.Random(seed)
+
+    def write(rel: str, text: str | bytes) -> Path:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+        return path
+
+    secret = rng.choice(WORDS)
+    write("notes.md", f"# Notes\nThe meeting password is {secret}.\nBring the slides.\n")
+
+    n_rows = rng.randint(12, 40)
+    rows = [f"{i},{rng.choice(WORDS)},{rng.randint(1, 99)}" for i in range(1, n_rows)]
+    write("inventory.csv", "id,item,qty\n" + "\n".join(rows) + "\n")  # n_rows lines, header included
+
+    hidden = f"projects/{rng.choice(['alpha', 'beta', 'gamma'])}/etc"
+    write(f"{hidden}/kestrel.cfg", "mode = fast\n")
+    write("projects/readme.txt", "project folders\n")
+
+    reports = sorted(rng.sample(["q1.txt", "q2.txt", "q3.txt", "q4.txt", "annual.txt"], 3))
+    for r in reports:
+        write(f"reports/{r}", f"report {r}\n")
+
+    for i in range(rng.randint(3, 6)):
+        write(f"media/clip{i}.bin", bytes(rng.getrandbits(8) for _ in range(rng.randint(100_000, 400_000))))
+    du = subprocess.run(["du", "-sh", "media"], cwd=root, capture_output=True, text=True, check=True)
+    media_size = du.stdout.split()[0]
+
+    levels = [rng.choice(["INFO", "INFO", "WARN", "ERROR"]) for _ in range(rng.randint(20, 40))]
+    n_errors = levels.count("ERROR")
+    write("logs/service.log", "".join(f"2024-05-0{1 + i % 9} 12:{i:02d}:00 {lv} event {i}\n"
+                                      for i, lv in enumerate(levels)))
+
+    last = f"visited {rng.choice(WORDS)} street"
+    write("history.txt", "".join(f"visited {w} street\n" for w in rng.sample(WORDS, 4)) + last + "\n")
+
+    fruit_file = rng.choice(["shopping.txt", "recipes.txt", "letters.txt"])
+    for f in ("shopping.txt", "recipes.txt", "letters.txt"):
+        write(f"misc/{f}", "buy a pineapple\n" if f == fruit_file else "nothing special here\n")
+
+    port = rng.randint(2000, 9999)
+    write("settings.toml", f'[server]\nhost = "localhost"\nport = {port}\nworkers = {rng.randint(2, 8)}\n')
+
+    n_py = rng.randint(2, 5)
+    for i in range(n_py):
+        write(f"tools/tool{i}.py", "print('hi')\n")
+    write("tools/notes.txt", "not python\n")
+
+    return [
+        Task("show a file", "show me the contents of notes.md", [secret]),
+        Task("count lines", "count the lines in inventory.csv", [str(n_rows)]),
+        Task("find by name", "where is kestrel.cfg", [hidden]),
+        Task("list a directory", "what files are in the reports folder", reports),
+        Task("disk usage", "how much disk space does the media folder take up", [media_size]),
+        Task("count matches", "how many ERROR lines are in logs/service.log", [str(n_errors)]),
+        Task("last line", "what is the last line of history.txt", [last]),
+        Task("search text", "which file mentions pineapple", [fruit_file]),
+        Task("config value", "what port is set in settings.toml", [str(port)]),
+        Task("count files", "how many python files are in the tools folder", [str(n_py)]),
+    ]
+
+
+def check_examples_clean(tasks: list[Task], root: Path) -> None:
+    """Fail loudly if a bundled in-context example is one of the benchmark's tasks (wording or file names)."""
+    norm: Callable[[str], str] = lambda s: " ".join(s.lower().split())  # noqa: E731
+    task_texts = {norm(t.text) for t in tasks}
+    names = {p.name.lower() for p in root.rglob("*")}
+    problems = []
+    for ex in bundled_examples():
+        if norm(ex.task) in task_texts:
+            problems.append(f"example task {ex.task!r} is a benchmark task")
+        shared = (words(ex.task) | words(ex.command)) & names
+        if shared:
+            problems.append(f"example {ex.task!r} / {ex.command!r} names benchmark file(s) {sorted(shared)}")
+    if problems:
+        sys.exit("echo_agent/data/examples.jsonl leaks the benchmark:\n  " + "\n  ".join(problems))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated workspace")
+    parser.add_argument("--max-steps", type=int, default=None, help="replies per task (default: AgentConfig's)")
+    parser.add_argument("--verbose", action="store_true", help="print every reply and observation")
+    args = parser.parse_args()
+
+    from echo_agent.agent import Agent, AgentConfig, SilentUI
+    from echo_agent.config import Settings
+    from echo_agent.memory.store import TrajectoryStore
+    from echo_agent.models.local import LocalBackend
+    from echo_agent.shell import ShellSession
+
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="echo-bench-") as tmp:
+        home, ws = Path(tmp) / "home", Path(tmp) / "workspace"
+        home.mkdir()
+        ws.mkdir()
+        tasks = make_workspace(ws, args.seed)
+        check_examples_clean(tasks, ws)
+
+        settings = Settings.load(home=home)
+        config = AgentConfig() if args.max_steps is None else AgentConfig(max_steps=args.max_steps)
+        backend = LocalBackend("embedded", device="cpu")
+        table = Table(title=f"embedded model on 10 assistant tasks (seed {args.seed})")
+        for col in ("task", "first command", "exit", "well-formed", "answer", "correct", "s"):
+            table.add_column(col, justify="right" if col in ("exit", "s") else "left", overflow="fold")
+        n_wellformed = n_correct = 0
+        with TrajectoryStore(home / "store.db", settings=settings) as store:
+            for task in tasks:
+                # A fresh shell per task, so one task's `cd` cannot help or hurt the next.
+                with ShellSession(cwd=ws, output_cap_bytes=settings.output_cap_bytes) as shell:
+                    agent = Agent(backend, shell, store, config=config, settings=settings, ui=SilentUI())
+                    t0 = time.perf_counter()
+                    result = agent.run(task.text)
+                    seconds = time.perf_counter() - t0
+                first = result.steps[0] if result.steps else None
+                command = first["command"] if first else None
+                exit_code = first["exit_code"] if first else None
+                wellformed = command is not None and exit_code == 0
+                correct = task.check(result.answer)
+                n_wellformed += wellformed
+                n_correct += correct
+                if args.verbose:
+                    console.rule(task.text)
+                    for s in result.steps:
+                        console.print(repr(s["reply"]), s["output"][:300], s["status"], s["note"] or "")
+                    console.print(f"status={result.status} answer={result.answer!r} expected={task.expected}")
+                answer = (result.answer or f"[{result.status}]").replace("\n", " ⏎ ")
+                table.add_row(task.text, command or "—", "—" if exit_code is None else str(exit_code),
+                              "yes" if wellformed else "no", answer[:80], "yes" if correct else "no",
+                              f"{seconds:.1f}")
+    console.print(table)
+    print(f"RESULT wellformed={n_wellformed} correct={n_correct} tasks={len(tasks)}")
+
+
+if __name__ == "__main__":
+    main()

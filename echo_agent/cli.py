@@ -40,7 +40,7 @@ def exec_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print every field of the result as JSON.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the command is interrupted.")] = 30.0,
 ) -> None:
-    """Run one command through echo-agent's persistent shell and print what it recorded.
+    """Run one command in echo-agent's shell and print what would be recorded.
 
     Example: echo-agent exec --json -- ls -la
     """
@@ -112,8 +112,10 @@ def ask_command(
     script: ScriptOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Ask the assistant one thing: it proposes commands, runs read-only ones, asks before anything else, and
-    answers. Exit status 0 on an answer, 2 at the step limit, 130 when interrupted.
+    """Ask the assistant one thing and get an answer.
+
+    It proposes commands, runs read-only ones, asks before anything else, and answers. Exit status 0 on an
+    answer, 2 at the step limit, 130 when interrupted.
 
     Example: echo-agent ask "how big is my Downloads folder"
     """
@@ -133,8 +135,10 @@ def chat_command(
     script: ScriptOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """A conversation: each line you type is a task; the shell (directory, variables) carries over between
-    turns and each turn sees the earlier ones. An empty line, "exit" or Ctrl-D ends it."""
+    """A conversation with the assistant, one task per line.
+
+    The shell (directory, variables) carries over between turns and each turn sees the earlier ones. An empty
+    line, "exit" or Ctrl-D ends it."""
 
     def turns():
         while True:
@@ -153,8 +157,12 @@ def chat_command(
 
 # Sub-command groups live next to their library code and are registered here.
 from echo_agent.memory.cli import logs_app  # noqa: E402
+from echo_agent.updater.cli import adapters_app, update_command, updater_app  # noqa: E402
 
 app.add_typer(logs_app, name="logs")
+app.command("update")(update_command)
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(updater_app, name="updater")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m echo_agent`

@@ -424,6 +424,12 @@ class TrajectoryStore:
         with self._write() as c:
             c.execute(f"UPDATE adapter SET {cols} WHERE id=?", [*fields.values(), adapter_id])
 
+    def pending_output_chars(self, since_seq: int) -> int:
+        """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
+        row = self.conn.execute("SELECT coalesce(sum(length(output)), 0) FROM step WHERE trainable=1 AND seq > ?",
+                                [since_seq]).fetchone()
+        return int(row[0])
+
     def set_surprise(self, surprise: dict[str, float]) -> None:
         """Store each step's env-token CE under the adapter in use when the updater last saw it."""
         with self._write() as c:

@@ -1,8 +1,9 @@
 """ECHO training examples: rendered episodes as token ids with environment-token masks.
 
 The text is rendered with the model's chat template exactly as the agent renders its context (the same
-`transcript.py` messages, the same `tool`→`user` rule), then tokenized once with character offsets. A token is
-an environment token when it lies wholly inside an environment span of its message (DESIGN.md, "The observation
+`transcript.py` messages, the same `tool`→`user` rule), then tokenized once with offsets (byte offsets for
+byte-level BPE, so a multi-byte character split over tokens is placed exactly; character offsets otherwise). A
+token is an environment token when it lies wholly inside an environment span of its message (DESIGN.md, "The observation
 contract"); a token that the tokenizer merges across a span boundary stays unlabelled and is counted
 (`boundary_tokens`). Action tokens (the assistant replies) get their own mask for the optional `env+action`
 objective.
@@ -112,18 +113,25 @@ def tokenize_episode(
     text, content_spans = render_with_offsets(tokenizer, messages)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    to_unit = _byte_units(tokenizer, ids, text)
+    if to_unit is not None:  # byte-level BPE: label by byte ranges, exact even inside multi-byte characters
+        offsets = _byte_offsets(tokenizer, ids)
+        content_spans_u = [(to_unit[a], to_unit[b]) for a, b in content_spans]
+    else:
+        to_unit = list(range(len(text) + 1))
+        content_spans_u = content_spans
 
     env_spans: list[tuple[int, int]] = []
     action_spans: list[tuple[int, int]] = []
     for m, (start, end) in zip(messages, content_spans, strict=True):
         if m.role == "assistant":
-            action_spans.append((start, end))
-        env_spans.extend((start + a, start + b) for a, b in m.env_spans)
+            action_spans.append((to_unit[start], to_unit[end]))
+        env_spans.extend((to_unit[start + a], to_unit[start + b]) for a, b in m.env_spans)
 
     env_mask, boundary = _mask(offsets, env_spans)
     action_mask, _ = _mask(offsets, action_spans)
     # A message begins at its template header, i.e. just after the previous message's content ends.
-    message_text_starts = [0] + [end for _, end in content_spans[:-1]]
+    message_text_starts = [0] + [end for _, end in content_spans_u[:-1]]
     message_starts, step_ids = [], []
     t = 0
     for s in message_text_starts:
@@ -136,6 +144,27 @@ def tokenize_episode(
             k += 1
         step_ids.append(owners[k] if messages else None)
     return TokenizedEpisode(ids, env_mask, action_mask, step_ids, message_starts, boundary, text, offsets)
+
+
+def _byte_units(tokenizer: Any, ids: list[int], text: str) -> list[int] | None:
+    """Char index -> byte index of `text`, when the tokens are byte-level BPE pieces that spell its bytes
+    (one piece character per byte); None otherwise (labels then go by character offsets)."""
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    data = text.encode("utf-8", errors="surrogatepass")
+    if sum(len(p) for p in pieces) != len(data):
+        return None
+    units = [0]
+    for ch in text:
+        units.append(units[-1] + len(ch.encode("utf-8", errors="surrogatepass")))
+    return units
+
+
+def _byte_offsets(tokenizer: Any, ids: list[int]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for p in tokenizer.convert_ids_to_tokens(ids):
+        out.append((pos, pos + len(p)))
+        pos += len(p)
+    return out
 
 
 def _mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> tuple[list[bool], int]:

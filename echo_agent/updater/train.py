@@ -102,34 +102,55 @@ def collate(batch: Sequence[Window], pad_id: int, device: Any) -> dict[str, Any]
     }
 
 
-def token_ce(model: Any, b: dict[str, Any]) -> tuple[Any, Any]:
-    """(per-position CE of predicting token t from t-1, logits) for a collated batch."""
+def _decoder_and_head(model: Any) -> tuple[Any, Any, float | None]:
+    """(decoder stack, lm_head, final-logit softcap) of a causal LM, peft-wrapped or not."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(causal_lm, causal_lm.base_model_prefix)
+    return decoder, causal_lm.get_output_embeddings(), getattr(causal_lm.config, "final_logit_softcapping", None)
+
+
+def logits_at(model: Any, b: dict[str, Any], keep: Any) -> Any:
+    """Logits only where `keep` (B, T-1) is true: position t-1's prediction of token t, as (N, V) in row-major
+    order of `keep`. The lm_head and softmax over a 49k vocabulary at every position are a large share of a
+    135M model's compute; the ECHO loss needs them at env (and action) positions only."""
+    decoder, head, softcap = _decoder_and_head(model)
+    hidden = decoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state  # (B, T, H)
+    logits = head(hidden[:, :-1][keep]).float()  # (N, V)
+    if softcap:
+        logits = softcap * (logits / softcap).tanh()
+    return logits
+
+
+def token_ce(model: Any, b: dict[str, Any], keep: Any) -> Any:
+    """CE of predicting token t from t-1 at the `keep` (B, T-1) positions, as a (B, T-1) tensor (0 elsewhere)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits  # (B, T, V)
-    logits = logits[:, :-1].float()  # position t-1 predicts token t
     targets = b["input_ids"][:, 1:]  # (B, T-1)
-    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-    return ce.view_as(targets), logits  # (B, T-1)
+    ce = F.cross_entropy(logits_at(model, b, keep), targets[keep], reduction="none")  # (N,)
+    return ce.new_zeros(targets.shape).masked_scatter(keep, ce)
 
 
 def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int]:
     import torch
     import torch.nn.functional as F
 
-    ce, logits = token_ce(model, b)  # (B, T-1)
-    env = b["env"][:, 1:].float()
-    n_env = env.sum()
-    loss = (ce * env).sum() / n_env.clamp(min=1)
-    if cfg.objective == "env+action" and cfg.action_weight > 0:
-        act = b["action"][:, 1:].float()
-        loss = loss + cfg.action_weight * (ce * act).sum() / act.sum().clamp(min=1)
+    env = b["env"][:, 1:]  # (B, T-1) targets that are environment tokens
+    act = b["action"][:, 1:] if cfg.objective == "env+action" and cfg.action_weight > 0 else torch.zeros_like(env)
+    keep = env | act
+    targets = b["input_ids"][:, 1:][keep]  # (N,)
+    logits = logits_at(model, b, keep)  # (N, V)
+    ce = F.cross_entropy(logits, targets, reduction="none")  # (N,)
+    is_env, is_act = env[keep].float(), act[keep].float()  # (N,)
+    n_env = is_env.sum()
+    loss = (ce * is_env).sum() / n_env.clamp(min=1)
+    if act.any():
+        loss = loss + cfg.action_weight * (ce * is_act).sum() / is_act.sum().clamp(min=1)
     if cfg.kl_weight > 0:
         with torch.no_grad(), model.disable_adapter():
-            base = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
-        logp = F.log_softmax(logits, -1)  # (B, T-1, V)
-        kl = (logp.exp() * (logp - F.log_softmax(base, -1))).sum(-1)  # (B, T-1)
-        loss = loss + cfg.kl_weight * (kl * env).sum() / n_env.clamp(min=1)
+            base = logits_at(model, b, env)  # (N_env, V)
+        logp = F.log_softmax(logits[env[keep]], -1)  # (N_env, V)
+        kl = (logp.exp() * (logp - F.log_softmax(base, -1))).sum(-1)  # (N_env,)
+        loss = loss + cfg.kl_weight * kl.sum() / n_env.clamp(min=1)
     return loss, int(n_env.item())
 
 
@@ -208,8 +229,10 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
     with torch.no_grad():
         for batch in batches(windows, batch_tokens):
             b = collate(batch, pad_id, device)
-            ce, _ = token_ce(model, b)  # (B, T-1)
             env = b["env"][:, 1:]
+            if not bool(env.any()):
+                continue
+            ce = token_ce(model, b, env)  # (B, T-1), exact CE at env positions
             total += float((ce * env).sum().item())
             n += int(env.sum().item())
             if per_step is not None:

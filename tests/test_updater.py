@@ -1,0 +1,371 @@
+"""The updater on a tiny random model with the real SmolLM2 tokenizer: masks, windows, training, the cycle."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from echo_agent import observation as obs
+from echo_agent.agent import Agent, AgentConfig
+from echo_agent.config import Settings
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.shell import ShellSession
+from echo_agent.transcript import render_episode
+from echo_agent.updater import registry
+from echo_agent.updater.cycle import UpdateBusy, run_cycle, update_lock
+from echo_agent.updater.dataset import select_cycle_data, tokenize_episode, windows
+from echo_agent.updater.train import TrainConfig, evaluate, train
+
+# --- masks -----------------------------------------------------------------------------------------------
+
+output_lines = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=0, max_size=40),
+        st.sampled_from([obs.TIMEOUT_MARKER, obs.elision_marker(12), "port = 8080", "  indented", "[exit 0]"]),
+    ),
+    max_size=6,
+)
+
+
+@st.composite
+def episodes(draw):
+    steps = []
+    for i in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["ok", "ok", "recalled", "untrainable", "format"]))
+        lines = draw(output_lines)
+        steps.append({
+            "id": f"s{i}", "reply": f"```bash\ncmd{i}\n```", "command": None if kind == "format" else f"cmd{i}",
+            "output": "\n".join(lines), "status": draw(st.sampled_from(["[exit 0]", "[exit 2]", None])),
+            "note": draw(st.sampled_from(["", obs.INPUT_MARKER])), "source": "recalled" if kind == "recalled"
+            else "executed", "trainable": 0 if kind == "untrainable" else 1,
+        })
+    episode = {"task": draw(st.text(min_size=1, max_size=30)), "prompt": [{"role": "system", "content": "sys"}]}
+    return episode, steps
+
+
+def _env_pieces(tokenizer, tok, messages):
+    """The labelled tokens, decoded run by run (byte-level tokens of one character decode only together)."""
+    runs, cur = [], []
+    for i, m in zip(tok.input_ids, tok.env_mask, strict=True):
+        if m:
+            cur.append(i)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return "".join(tokenizer.decode(r) for r in runs)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(episodes())
+def test_labels_cover_exactly_the_environment_text(smollm2_tokenizer, ep):
+    episode, steps = ep
+    messages = render_episode(episode, steps)
+    tok = tokenize_episode(smollm2_tokenizer, messages)
+    env_text = "".join(m.env_text() for m in messages)
+    labelled = _env_pieces(smollm2_tokenizer, tok, messages)
+    # Up to tokens merged across a span boundary (counted), the labels spell the environment text.
+    labelled_bytes = sum(len(t) for t, m in zip(smollm2_tokenizer.convert_ids_to_tokens(tok.input_ids),
+                                                 tok.env_mask, strict=True) if m)  # byte-level BPE: 1 char/byte
+    assert labelled_bytes <= len(env_text.encode())
+    round_trips = tok.text == smollm2_tokenizer.decode(tok.input_ids)  # some rare characters are lossy
+    if tok.boundary_tokens == 0 and round_trips:
+        assert labelled == env_text
+    # No label falls on the system prompt, task, replies, template tokens or harness lines.
+    special = set(smollm2_tokenizer.all_special_ids)
+    assert not any(m and i in special for i, m in zip(tok.input_ids, tok.env_mask, strict=True))
+    for line in labelled.split("\n"):
+        assert not obs.is_harness_line(line) or any(obs.is_harness_line(x) for x in env_text.split("\n"))
+    assert tok.boundary_tokens <= 2 * len(steps)
+
+
+def test_boundary_tokens_are_rare_on_realistic_outputs(smollm2_tokenizer):
+    outputs = ["port = 8123\nname = zeta\n", "total 12\ndrwxr-xr-x 2 root root 4096 a\n", "3 notes.txt\n", ""]
+    total_env, boundary = 0, 0
+    for out in outputs:
+        msgs = render_episode({"task": "t", "prompt": []}, [{"id": "s", "reply": "r", "command": "c", "output": out,
+                                                             "status": "[exit 0]", "note": ""}])
+        tok = tokenize_episode(smollm2_tokenizer, msgs)
+        total_env += sum(tok.env_mask)
+        boundary += tok.boundary_tokens
+    assert boundary <= 0.05 * total_env
+
+
+def test_harness_and_non_trainable_steps_carry_no_labels(smollm2_tokenizer):
+    steps = [
+        {"id": "a", "reply": "```bash\ncat f\n```", "command": "cat f", "output": "secret-free\n",
+         "status": "[exit 0]", "note": obs.TIMEOUT_MARKER, "source": "executed", "trainable": 1},
+        {"id": "b", "reply": "```bash\ncat g\n```", "command": "cat g", "output": "predicted\n",
+         "status": "[exit 0]", "note": "", "source": "recalled", "trainable": 0},
+        {"id": "c", "reply": "nonsense", "command": None, "output": "", "status": None, "note": "",
+         "source": "executed", "trainable": 1},
+    ]
+    msgs = render_episode({"task": "t", "prompt": []}, steps)
+    owners = [None] * (len(msgs) - 6) + ["a", "a", "b", "b", "c", "c"]
+    tok = tokenize_episode(smollm2_tokenizer, msgs, owners)
+    labelled = _env_pieces(smollm2_tokenizer, tok, msgs)
+    assert labelled == "secret-free\n[exit 0]"
+    assert {s for s, m in zip(tok.step_ids, tok.env_mask, strict=True) if m} == {"a"}
+
+
+def test_template_without_tool_role_falls_back_to_user(smollm2_tokenizer):
+    tokenizer = copy.deepcopy(smollm2_tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+        "{{ raise_exception('unknown role') }}{% endif %}"
+        "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    )
+    msgs = render_episode({"task": "t", "prompt": []}, [{"id": "s", "reply": "r", "command": "c",
+                                                         "output": "hello\n", "status": "[exit 0]", "note": ""}])
+    tok = tokenize_episode(tokenizer, msgs)
+    assert "<|im_start|>tool" not in tok.text and tok.text.count("<|im_start|>user") == 2
+    assert _env_pieces(tokenizer, tok, msgs) == "hello\n[exit 0]"
+
+
+def test_windows_keep_the_prefix_and_cover_every_step(smollm2_tokenizer):
+    steps = [{"id": f"s{i}", "reply": f"```bash\ncat f{i}\n```", "command": f"cat f{i}",
+              "output": f"line {i}\n" * 30, "status": "[exit 0]", "note": ""} for i in range(8)]
+    msgs = render_episode({"task": "the task", "prompt": [{"role": "system", "content": "system prompt"}]}, steps)
+    owners = [None] * 2 + [s["id"] for s in steps for _ in (0, 1)]
+    tok = tokenize_episode(smollm2_tokenizer, msgs, owners)
+    ws = windows(tok, 256, 2)
+    assert len(ws) > 1 and all(len(w.input_ids) <= 256 for w in ws)
+    prefix = tok.input_ids[: tok.message_starts[2]]
+    assert all(w.input_ids[: len(prefix)] == prefix for w in ws)
+    assert sum(w.n_env_tokens for w in ws) == sum(tok.env_mask[1:])
+    assert {s for w in ws for s, m in zip(w.step_ids, w.env_mask, strict=True) if m} == {s["id"] for s in steps}
+
+
+# --- a store with episodes, built through the real agent loop ---------------------------------------------
+
+
+def record_lookups(store: TrajectoryStore, ws: Path, files: dict[str, str], rounds: int) -> None:
+    for name, text in files.items():
+        (ws / name).write_text(text)
+    with ShellSession(cwd=ws) as shell:
+        for _ in range(rounds):
+            for name in files:
+                backend = ScriptedBackend([f"```bash\ncat {name}\n```", "```answer\nok\n```"])
+                Agent(backend, shell, store, config=AgentConfig(examples=0)).run(f"show {name}")
+
+
+FILES = {f"svc{i}.conf": f"name = svc{i}\nport = {8000 + 7 * i}\n" for i in range(4)}
+
+
+@pytest.fixture
+def store(isolated_home):
+    with TrajectoryStore(isolated_home / "store.db") as s:
+        yield s
+
+
+@pytest.fixture
+def filled_store(store, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    record_lookups(store, ws, FILES, rounds=3)
+    return store
+
+
+def test_cycle_data_holds_out_the_newest_episodes_and_caps_duplicates(filled_store, smollm2_tokenizer):
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0, heldout_fraction=0.1, duplicate_cap=2)
+    assert len(data.heldout_episode_ids) == 1  # 10% of 12, at least one
+    newest = filled_store.recent_episodes(1)[0]["id"]
+    assert data.heldout_episode_ids == [newest]
+    assert all(w.episode_id != newest for w in data.train)
+    # Each file was read 3 times (one of them maybe held out); at most 2 identical steps are labelled.
+    labelled_cmds = [filled_store.conn.execute("SELECT command FROM step WHERE id=?", [i]).fetchone()[0]
+                     for i in data.train_step_ids]
+    assert max(labelled_cmds.count(c) for c in set(labelled_cmds)) == 2
+    assert data.trained_through_seq < max(s["seq"] for s in filled_store.iter_steps())
+
+
+def test_training_lowers_env_ce_and_is_reproducible(filled_store, tiny_model_dir, smollm2_tokenizer):
+    from echo_agent.updater.cycle import load_for_training
+
+    cfg = TrainConfig(epochs=3, lr=5e-3, seed=7)
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0)
+    results = []
+    for _ in range(2):
+        model, tok, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
+        before, n = evaluate(model, data.train, tok.pad_token_id)
+        stats = train(model, data.train, cfg, tok.pad_token_id)
+        after, _ = evaluate(model, data.train, tok.pad_token_id)
+        results.append((before, after, stats.steps,
+                        [p.detach().clone() for n_, p in model.named_parameters() if "lora_B" in n_]))
+    (b1, a1, s1, w1), (b2, a2, s2, w2) = results
+    assert n > 0 and s1 > 0 and a1 < b1 - 0.1
+    assert (b1, a1, s1) == (b2, a2, s2)
+    assert all(bool((x == y).all()) for x, y in zip(w1, w2, strict=True))
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(epochs=1, objective="env+action", action_weight=0.5),
+                                 TrainConfig(epochs=1, kl_weight=0.1), TrainConfig(epochs=50, max_minutes=0.0)])
+def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokenizer, cfg):
+    from echo_agent.updater.cycle import load_for_training
+
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0)
+    model, tok, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
+    stats = train(model, data.train, cfg, tok.pad_token_id)
+    if cfg.max_minutes == 0.0:
+        assert stats.stopped_early and stats.steps == 0
+    else:
+        assert stats.steps > 0 and stats.final_loss == stats.final_loss  # not NaN
+
+
+# --- the cycle and the registry ---------------------------------------------------------------------------
+
+
+def cycle(store, home, tiny_model_dir, **gate):
+    s = Settings.load(**gate)
+    return run_cycle(store, s, home=home, model=tiny_model_dir, cfg=TrainConfig(epochs=2, lr=5e-3), device="cpu")
+
+
+def test_empty_store_and_only_redacted_steps_have_nothing_to_train(store, isolated_home, tiny_model_dir, tmp_path):
+    assert cycle(store, isolated_home, tiny_model_dir).status == "nothing-new"
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    record_lookups(store, ws, {"creds.env": "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}, 3)
+    assert all(s["trainable"] == 0 for s in store.iter_steps())
+    assert cycle(store, isolated_home, tiny_model_dir).status == "nothing-new"
+    assert store.list_adapters() == []
+
+
+def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_home, tiny_model_dir):
+    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)  # accept any candidate
+    assert report.status == "promoted" and report.adapter_id == "a0001"
+    row = filled_store.get_adapter("a0001")
+    assert row["status"] == "promoted" and row["metrics"]["heldout_ce"]["candidate"] > 0
+    path = Path(row["path"])
+    assert registry.adapter_complete(path)
+    meta = registry.read_meta(path)
+    assert meta["base_hash"] == row["base_hash"] and meta["versions"]["peft"] and meta["config"]["lora_r"] == 16
+    assert json.loads((path / "adapter_config.json").read_text()).get("modules_to_save") in (None, [])
+    n_links = filled_store.conn.execute("SELECT count(*) FROM adapter_step WHERE adapter_id='a0001'").fetchone()[0]
+    assert n_links > 0
+    assert all(s["surprise"] is not None for s in filled_store.iter_steps())
+    assert registry.current_adapter(filled_store) == ("a0001", path)
+    # Nothing new since: the next cycle has nothing to do.
+    assert cycle(filled_store, isolated_home, tiny_model_dir).status in ("nothing-new", "no-heldout")
+
+
+def test_gate_rejects_without_enough_gain(filled_store, isolated_home, tiny_model_dir):
+    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=0.99)
+    assert report.status == "rejected" and filled_store.get_adapter(report.adapter_id)["status"] == "rejected"
+    assert registry.current_adapter(filled_store) == (None, None)
+
+
+def test_corrupt_adapter_is_refused_and_the_previous_stays_in_use(filled_store, isolated_home, tiny_model_dir,
+                                                                   tmp_path):
+    first = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 2)
+    second = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    assert (first.status, second.status) == ("promoted", "promoted")
+    (Path(filled_store.get_adapter(second.adapter_id)["path"]) / "adapter_model.safetensors").unlink()
+    assert registry.current_adapter(filled_store)[0] == first.adapter_id
+    with pytest.raises(registry.AdapterError, match="incomplete"):
+        registry.check_adapter(Path(filled_store.get_adapter(second.adapter_id)["path"]), "x")
+
+
+def test_adapter_for_another_base_is_refused(filled_store, isolated_home, tiny_model_dir):
+    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    path = Path(filled_store.get_adapter(report.adapter_id)["path"])
+    with pytest.raises(registry.AdapterError, match="trained on"):
+        registry.check_adapter(path, "0" * 64)
+
+
+def test_promote_and_rollback(filled_store, isolated_home, tiny_model_dir, tmp_path):
+    first = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 2)
+    second = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    assert registry.rollback(filled_store) == (second.adapter_id, first.adapter_id)
+    assert registry.current_adapter(filled_store)[0] == first.adapter_id
+    registry.promote(filled_store, second.adapter_id)
+    assert registry.current_adapter(filled_store)[0] == second.adapter_id
+    registry.promote(filled_store, first.adapter_id)  # an older one: the newer steps aside
+    assert registry.current_adapter(filled_store)[0] == first.adapter_id
+    with pytest.raises(registry.AdapterError):
+        registry.promote(filled_store, "a9999")
+
+
+def test_two_updates_at_once(isolated_home):
+    with update_lock(isolated_home):
+        with pytest.raises(UpdateBusy, match=f"pid {os.getpid()}"):
+            with update_lock(isolated_home, wait=False):
+                pass
+    with update_lock(isolated_home, wait=False):
+        pass
+
+
+def test_sigkill_during_training_promotes_nothing_and_is_cleaned_up(filled_store, isolated_home, tiny_model_dir):
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from echo_agent.config import Settings\n"
+        "from echo_agent.memory.store import TrajectoryStore\n"
+        "from echo_agent.updater import cycle\n"
+        "from echo_agent.updater.train import TrainConfig\n"
+        "def slow_train(*a, **k):\n"
+        "    (Path(sys.argv[1]) / 'adapters' / '.tmp-a0001-' ).mkdir(parents=True, exist_ok=True)\n"
+        "    print('training', flush=True); time.sleep(60)\n"
+        "cycle.train = slow_train\n"
+        "store = TrajectoryStore(Path(sys.argv[1]) / 'store.db')\n"
+        "cycle.run_cycle(store, Settings.load(gate_margin=-10.0), home=Path(sys.argv[1]), model=sys.argv[2],\n"
+        "                cfg=TrainConfig(epochs=1), device='cpu')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(isolated_home), str(tiny_model_dir)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ})
+    assert proc.stdout.readline().strip() == "training"
+    tmp_dir = isolated_home / "adapters" / f".tmp-a0001-{proc.pid}"
+    (isolated_home / "adapters" / ".tmp-a0001-").rename(tmp_dir)  # what a real save in flight leaves
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert filled_store.get_adapter("a0001")["status"] == "candidate"
+    assert registry.current_adapter(filled_store) == (None, None)
+    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    assert not tmp_dir.exists()
+    assert filled_store.get_adapter("a0001")["status"] == "rejected"
+    assert report.status == "promoted" and report.adapter_id == "a0002"
+
+
+def test_one_huge_output_trains_within_the_window(store, isolated_home, tiny_model_dir, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    big = "".join(f"row {i} value {i * 31 % 977}\n" for i in range(250_000))[: 5 * 1024 * 1024]
+    record_lookups(store, ws, {"big.txt": big, "small.conf": "a = 1\n"}, 2)
+    steps = list(store.iter_steps())
+    assert any(s["truncated"] for s in steps)
+    report = cycle(store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    assert report.status == "promoted"
+    assert report.metrics["train"]["tokens"] <= 2 * 2048 * report.metrics["train"]["steps"]
+
+
+def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store, isolated_home, tiny_model_dir,
+                                                                   tmp_path):
+    from echo_agent.models.local import LocalBackend
+
+    policy = LocalBackend(tiny_model_dir, device="cpu")
+    ws = tmp_path / "ws"
+    replies = iter(["```bash\ncat svc0.conf\n```", "```answer\nok\n```"] * 2)
+    script = ScriptedBackend(lambda messages: next(replies))
+    with ShellSession(cwd=ws) as shell:
+        agent = Agent(script, shell, filled_store, predictor=policy, config=AgentConfig(examples=0),
+                      adapter=lambda: registry.current_adapter(filled_store))
+        first = agent.run("show svc0.conf")
+        assert policy.adapter is None and script.adapter is None
+        report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+        second = agent.run("show svc0.conf")
+    path = Path(filled_store.get_adapter(report.adapter_id)["path"])
+    assert script.adapter == path and policy.adapter == path
+    assert filled_store.get_episode(first.episode_id)["adapter_id"] is None
+    assert filled_store.get_episode(second.episode_id)["adapter_id"] == report.adapter_id

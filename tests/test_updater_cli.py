@@ -1,0 +1,83 @@
+"""`echo-agent update`, `adapters …` and the background updater, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from echo_agent.cli import app
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.updater import daemon
+
+from test_updater import FILES, record_lookups
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_home(isolated_home, tiny_model_dir, tmp_path):
+    """A home whose configured model is the tiny one, with a gate that accepts any candidate."""
+    (isolated_home / "config.toml").write_text(f'model = "{tiny_model_dir}"\ngate_margin = -10.0\n')
+    return isolated_home
+
+
+def test_update_on_an_empty_store_says_so(tiny_home):
+    result = runner.invoke(app, ["update"])
+    assert result.exit_code == 0 and "no new trainable steps" in result.output
+
+
+def test_update_then_list_show_rollback(tiny_home, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with TrajectoryStore() as store:
+        record_lookups(store, ws, FILES, rounds=2)
+    result = runner.invoke(app, ["update", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "a0001 promoted" in result.output and "held-out env CE" in result.output
+    listed = runner.invoke(app, ["adapters", "list"])
+    assert "a0001" in listed.output and "promoted" in listed.output and "▶" in listed.output
+    as_json = json.loads(runner.invoke(app, ["adapters", "list", "--json"]).output)
+    assert [a["id"] for a in as_json] == ["a0001"] and as_json[0]["metrics"]["heldout_ce"]["candidate"] > 0
+    shown = runner.invoke(app, ["adapters", "show", "a0001"])
+    assert '"base_hash"' in shown.output and '"versions"' in shown.output
+    rolled = runner.invoke(app, ["adapters", "rollback"])
+    assert rolled.exit_code == 0 and "now in use: the base model" in rolled.output
+    again = runner.invoke(app, ["adapters", "rollback"])
+    assert again.exit_code == 1 and "no promoted adapter" in again.output
+    assert runner.invoke(app, ["adapters", "promote", "a0001"]).exit_code == 0
+    missing = runner.invoke(app, ["adapters", "promote", "a0042"])
+    assert missing.exit_code == 1 and "no adapter a0042" in missing.output
+
+
+def test_daemon_waits_for_running_episodes_then_trains(tiny_home, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with TrajectoryStore() as store:
+        record_lookups(store, ws, FILES, rounds=2)
+        busy = store.start_episode(store.start_session(kind="human"), "still typing", [])  # our pid: alive
+    pid = daemon.start(tiny_home, interval=0.2, min_new_tokens=1)
+    try:
+        assert daemon.status(tiny_home).running and daemon.status(tiny_home).pid == pid
+        with pytest.raises(RuntimeError, match="already running"):
+            daemon.start(tiny_home)
+        time.sleep(2)
+        with TrajectoryStore() as store:
+            assert store.list_adapters() == []  # an episode is running: no training
+            store.finish_episode(busy, "done")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with TrajectoryStore() as store:
+                if any(a["status"] == "promoted" for a in store.list_adapters()):
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the daemon did not train:\n" + (tiny_home / "updater.log").read_text())
+        status = runner.invoke(app, ["updater", "status"])
+        assert "running (pid" in status.output and "cycle promoted" in status.output
+    finally:
+        assert daemon.stop(tiny_home)
+    assert not daemon.status(tiny_home).running
+    assert runner.invoke(app, ["updater", "stop"]).output.strip() == "the updater was not running"

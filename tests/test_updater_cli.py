@@ -6,13 +6,12 @@ import json
 import time
 
 import pytest
+from test_updater import FILES, record_lookups
 from typer.testing import CliRunner
 
 from echo_agent.cli import app
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.updater import daemon
-
-from test_updater import FILES, record_lookups
 
 runner = CliRunner()
 

@@ -9,6 +9,7 @@ committed to the store as it completes; the context is built from the stored (re
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from echo_agent import observation as obs
+from echo_agent import recall
 from echo_agent.config import Settings
 from echo_agent.prompting import build_prompt
 from echo_agent.shell.risk import Risk, classify
@@ -63,6 +65,17 @@ class AgentConfig:
     this: left alone it often answers in prose)."""
     context_chars: int = 6000
     """Context budget in characters; the oldest steps are dropped first (the prompt and task always stay)."""
+    recall: bool = True
+    """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
+    verify: str = "sample"
+    """Which confident recalls are executed anyway: "sample" (verify_fraction of them), "all" (every retrieval
+    is predicted in full and executed: calibration data), or "none"."""
+    recall_threshold: float | None = None
+    """Minimum token log-prob for a recall; None takes Settings.recall_threshold."""
+    verify_fraction: float | None = None
+    """None takes Settings.recall_verify_fraction."""
+    seed: int = 0
+    """Seeds the choice of recalls to verify."""
 
 
 class UI(Protocol):
@@ -72,7 +85,10 @@ class UI(Protocol):
     def command(self, command: str, risk: Risk) -> None: ...
     def observation(self, step: dict[str, Any]) -> None: ...
     def confirm(self, command: str, risk: Risk) -> str:
-        """"y", "n", "a" (always, this session), or "e:NEW COMMAND" (run an edited command)."""
+        """"y", "n", "a" (always, this session), "p" (show a prediction, then ask again), or "e:NEW COMMAND"."""
+        ...
+    def prediction(self, prediction: recall.Prediction) -> None:
+        """Show what the model expects a command to print (marked as a prediction, never as output)."""
         ...
 
 
@@ -91,6 +107,9 @@ class SilentUI:
     def confirm(self, command: str, risk: Risk) -> str:
         return "n"
 
+    def prediction(self, prediction: recall.Prediction) -> None:
+        pass
+
 
 @dataclass
 class EpisodeResult:
@@ -98,6 +117,32 @@ class EpisodeResult:
     status: str  # done | limit | aborted | failed
     answer: str | None
     steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _RepeatedLine(Exception):
+    """Raised from the token callback to end a generation that has started repeating itself."""
+
+
+class _RepeatGuard:
+    """A streaming callback that forwards each piece and raises `_RepeatedLine` once a completed line (not blank,
+    not a fence) repeats an earlier line of the same reply. `text` is everything streamed so far."""
+
+    def __init__(self, forward: Callable[[str], None]) -> None:
+        self.forward = forward
+        self.text = ""
+        self._seen: set[str] = set()
+        self._done = 0  # characters of `text` in completed lines
+
+    def __call__(self, piece: str) -> None:
+        self.text += piece
+        self.forward(piece)
+        while (end := self.text.find("\n", self._done)) >= 0:
+            line = self.text[self._done:end].strip()
+            self._done = end + 1
+            if line and not line.startswith("```"):
+                if line in self._seen:
+                    raise _RepeatedLine(line)
+                self._seen.add(line)
 
 
 def parse_reply(reply: str) -> tuple[str, str]:
@@ -136,6 +181,7 @@ class Agent:
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
         self.adapter_id: str | None = None
         self.always: set[str] = set()  # commands approved with [a]lways this session
+        self._rng = random.Random(self.config.seed)
         if store is not None and session_id is None:
             session_id = store.start_session(kind="agent", model=getattr(policy, "name", None), shell="bash")
         self.session_id = session_id
@@ -181,9 +227,16 @@ class Agent:
         prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
         if prefill:
             self.ui.reply_token(prefill)
-        gen = self.policy.generate(messages, prefill=prefill, stop=(_CLOSE,),
-                                   max_new_tokens=self.config.max_new_tokens, on_token=self.ui.reply_token)
-        reply = prefill + gen.text
+        # A small model sometimes repeats one line until max_new_tokens ("The port is 8080." forty times): the
+        # guard ends generation when a line repeats. The reply is what was streamed up to then, exactly as
+        # generated (the repeated line included), so the stored reply stays the model's own text.
+        guard = _RepeatGuard(self.ui.reply_token)
+        try:
+            gen = self.policy.generate(messages, prefill=prefill, stop=(_CLOSE,),
+                                       max_new_tokens=self.config.max_new_tokens, on_token=guard)
+            reply = prefill + gen.text
+        except _RepeatedLine:
+            reply = prefill + guard.text
         try:
             kind, text = parse_reply(reply)
         except FormatError:
@@ -191,45 +244,92 @@ class Agent:
             return
         if kind == "answer":
             raise Submitted(text)
-        self._act(result, reply, text)
+        self._act(result, reply, text, messages)
 
-    def _act(self, result: EpisodeResult, reply: str, command: str) -> None:
+    def _act(self, result: EpisodeResult, reply: str, command: str, messages: list[dict[str, str]]) -> None:
         risk = classify(command, self.settings.read_only_commands)
         self.ui.command(command, risk)
         if risk.denied:
             self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
             return
-        if risk.level != "read_only" and not self.config.yes and command not in self.always:
+        if risk.level == "read_only":
+            self._retrieve(result, reply, command, risk, messages)
+            return
+        while not self.config.yes and command not in self.always:
             answer = self.ui.confirm(command, risk)
+            if answer == "p":  # predict before approving: show what the model expects, then ask again
+                self.ui.prediction(recall.predict(self.predictor, messages, reply))
+                continue
             if answer.startswith("e:") and answer[2:].strip():
                 command = answer[2:].strip()  # the user's edit runs; it gets no trust the original lacked
-                return self._act_confirmed(result, reply, command)
+                risk = classify(command, self.settings.read_only_commands)
+                if risk.denied:
+                    self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
+                    return
+                break
             if answer == "a":
                 self.always.add(command)
-            elif answer != "y":
-                self._record(result, reply, command, risk=risk, note=obs.DECLINED_MARKER)
-                return
-        shell_result = self.shell.run(command, timeout=self.config.command_timeout)
-        self._record(result, reply, command, risk=risk, shell_result=shell_result)
-
-    def _act_confirmed(self, result: EpisodeResult, reply: str, command: str) -> None:
-        risk = classify(command, self.settings.read_only_commands)
-        if risk.denied:
-            self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
+                break
+            if answer == "y":
+                break
+            self._record(result, reply, command, risk=risk, note=obs.DECLINED_MARKER)
             return
-        shell_result = self.shell.run(command, timeout=self.config.command_timeout)
-        self._record(result, reply, command, risk=risk, shell_result=shell_result)
+        self._record(result, reply, command, risk=risk, shell_result=self._run(command))
+
+    def _retrieve(self, result: EpisodeResult, reply: str, command: str, risk: Risk,
+                  messages: list[dict[str, str]]) -> None:
+        """A read-only command: recalled from the model when it is confident, else executed."""
+        if not self.config.recall:
+            self._record(result, reply, command, risk=risk, shell_result=self._run(command))
+            return
+        threshold = self.threshold
+        if self.config.verify == "all":  # calibration: full prediction, always executed, compared
+            pred = recall.predict(self.predictor, messages, reply)
+            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+            return
+        pred = recall.predict(self.predictor, messages, reply, min_logprob=threshold)
+        if not pred.confident(threshold):
+            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+            return
+        fraction = (self.settings.recall_verify_fraction if self.config.verify_fraction is None
+                    else self.config.verify_fraction)
+        if self.config.verify == "sample" and self._rng.random() < fraction:
+            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+            return
+        self._record(result, reply, command, risk=risk, prediction=pred, recalled=True)
+
+    @property
+    def threshold(self) -> float:
+        t = self.config.recall_threshold
+        return self.settings.recall_threshold if t is None else t
+
+    def _run(self, command: str) -> Any:
+        return self.shell.run(command, timeout=self.config.command_timeout)
 
     def _record(self, result: EpisodeResult, reply: str, command: str | None, *, risk: Risk | None = None,
-                shell_result: Any = None, note: str = "") -> None:
+                shell_result: Any = None, note: str = "", prediction: recall.Prediction | None = None,
+                recalled: bool = False) -> None:
         kind = "retrieval" if risk is not None and risk.level == "read_only" and not risk.denied else "action"
+        fields: dict[str, Any] = {}
+        if prediction is not None:
+            fields = {"predicted_output": prediction.text, "confidence": prediction.confidence_min,
+                      "confidence_min": prediction.confidence_min,
+                      "confidence_mean": prediction.confidence_mean}
+            if shell_result is not None and prediction.usable:
+                fields["verified"] = int(recall.exactly_right(prediction, shell_result.output, shell_result.status))
+                fields["verify_f1"] = recall.token_f1(prediction.output, shell_result.output)
+        if recalled:
+            fields.update(source="recalled", output=prediction.output, status=prediction.status,
+                          cwd_before=self.shell.cwd)
         if self.store is not None and result.episode_id is not None:
             self.store.record_step(result.episode_id, reply=reply, command=command, result=shell_result,
-                                   kind=kind, note=note, trainable=shell_result is not None)
+                                   kind=kind, note=note, trainable=shell_result is not None, **fields)
             step = self.store.episode_steps(result.episode_id)[-1]  # as stored: redacted
         else:
-            step = live_step(reply, command, shell_result, note=note)
-            step["kind"] = kind
+            step = live_step(reply, command, shell_result, note=note,
+                             source=fields.get("source", "executed"), output=fields.get("output", ""),
+                             status=fields.get("status"))
+            step.update(kind=kind, **{k: v for k, v in fields.items() if k not in ("output", "status")})
         result.steps.append(step)
         self.ui.observation(step)
 

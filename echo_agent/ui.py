@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from echo_agent import observation as obs
 from echo_agent.shell.risk import Risk
 
 _SHOW_LINES = 40  # output lines shown per step (the store keeps all of it)
@@ -42,6 +43,9 @@ class RichUI:
         if step.get("command") is None:
             self.console.print(Text("(the reply had no command and no answer)", style="dim"))
             return
+        if step.get("source") == "recalled":
+            self.console.print(Text(f"{obs.RECALL_MARKER} (confidence {step.get('confidence_min', 0):.2f})",
+                                    style="bold magenta"))
         lines = (step.get("output") or "").splitlines()
         shown = lines if len(lines) <= _SHOW_LINES else lines[: _SHOW_LINES // 2] + [
             f"… {len(lines) - _SHOW_LINES} more lines (in the store) …"] + lines[-_SHOW_LINES // 2 :]
@@ -62,7 +66,7 @@ class RichUI:
             return "n"
         while True:
             try:
-                choice = input("Run it? [y]es / [n]o / [e]dit / [a]lways this session: ").strip().lower()
+                choice = input("Run it? [y]es / [n]o / [e]dit / [a]lways this session / [p]redict: ").strip().lower()
             except EOFError:
                 return "n"
             if choice in ("y", "yes"):
@@ -71,12 +75,25 @@ class RichUI:
                 return "n"
             if choice in ("a", "always"):
                 return "a"
+            if choice in ("p", "predict"):
+                return "p"
             if choice in ("e", "edit"):
                 try:
                     edited = input("command: ").strip()
                 except EOFError:
                     return "n"
                 return f"e:{edited}" if edited else "n"
+
+    def prediction(self, prediction: Any) -> None:
+        self._end_stream()
+        self.console.print(Text("prediction (not run; what the model expects this command to print):",
+                                style="bold magenta"))
+        for line in (prediction.output or "").splitlines()[:_SHOW_LINES]:
+            self.console.print(Text("  " + line, style="magenta"), soft_wrap=True)
+        conf = prediction.confidence_min
+        self.console.print(Text(f"  {prediction.status or '(no status line predicted)'}"
+                                + (f"  weakest token log-prob {conf:.2f}" if conf is not None else ""),
+                                style="magenta"))
 
     def answer(self, text: str) -> None:
         self._end_stream()

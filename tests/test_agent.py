@@ -15,7 +15,7 @@ from echo_agent.transcript import render_episode
 class RecordingUI:
     def __init__(self, answers=()):
         self.answers = list(answers)
-        self.asked, self.commands, self.observations, self.tokens = [], [], [], []
+        self.asked, self.commands, self.observations, self.tokens, self.predictions = [], [], [], [], []
 
     def reply_token(self, piece):
         self.tokens.append(piece)
@@ -29,6 +29,14 @@ class RecordingUI:
     def confirm(self, command, risk):
         self.asked.append(command)
         return self.answers.pop(0) if self.answers else "n"
+
+    def prediction(self, prediction):
+        self.predictions.append(prediction)
+
+
+def policy_calls(backend):
+    """The backend's `generate` calls for assistant replies (recall predictions are `tool` calls)."""
+    return [c for c in backend.calls if c[0] == "assistant"]
 
 
 @pytest.fixture
@@ -80,7 +88,7 @@ def test_lookup_then_answer_is_recorded_as_the_updater_sees_it(workspace, store)
     episode = store.get_episode(result.episode_id)
     assert episode["status"] == "done" and episode["answer"] == "port 8123"
     # The model's second call saw exactly the messages the transcript renders from the store.
-    _, seen = backend.calls[1]
+    _, seen = policy_calls(backend)[1]
     rendered = [m.to_dict() for m in render_episode(episode, steps)]
     assert seen == rendered
     assert seen[-1] == {"role": "tool", "content": "name = zeta\nport = 8123\n[exit 0]"}
@@ -133,7 +141,7 @@ def test_format_error_becomes_a_harness_warning(workspace, store):
         result = agent.run("what port")
     step = store.episode_steps(result.episode_id)[0]
     assert step["command"] is None and step["reply"] == "I am not sure what to do."
-    _, seen = backend.calls[1]
+    _, seen = policy_calls(backend)[1]
     assert seen[-1] == {"role": "tool", "content": obs.FORMAT_WARNING}
     messages = render_episode(store.get_episode(result.episode_id), [step])
     assert messages[-1].env_spans == []  # never trained on
@@ -155,7 +163,7 @@ def test_command_timeout_is_an_observation(workspace, store):
         result = agent.run("run the slow thing")
     step = store.episode_steps(result.episode_id)[0]
     assert step["timed_out"] == 1 and step["status"].startswith("[exit 130, interrupted after")
-    assert backend.calls[1][1][-1]["content"] == f"start\n\n{obs.TIMEOUT_MARKER}\n{step['status']}"
+    assert policy_calls(backend)[1][1][-1]["content"] == f"start\n\n{obs.TIMEOUT_MARKER}\n{step['status']}"
 
 
 def test_adapter_switch_between_episodes(workspace, store, tmp_path):
@@ -182,7 +190,7 @@ def test_chat_turns_are_linked_and_rendered_in_order(workspace, store):
         first = agent.run("what port")
         second = agent.run("and the name?", parent_episode_id=first.episode_id)
     assert store.get_episode(second.episode_id)["parent_episode_id"] == first.episode_id
-    _, seen = backend.calls[2]
+    _, seen = policy_calls(backend)[2]
     contents = [m["content"] for m in seen]
     assert contents[-1] == "and the name?" and "8123" in contents and "what port" in contents
     assert contents.index("what port") < contents.index("8123") < contents.index("and the name?")

@@ -1,0 +1,131 @@
+"""World-model recall in the agent loop, with a scripted predictor through the real shell and store."""
+
+from __future__ import annotations
+
+import pytest
+from test_agent import RecordingUI
+
+from echo_agent import observation as obs
+from echo_agent import recall
+from echo_agent.agent import Agent, AgentConfig
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.models.base import Generation
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.shell import ShellSession
+from echo_agent.transcript import render_episode
+
+CONF = "name = zeta\nport = 8123\n"
+
+
+class CountingShell(ShellSession):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.ran: list[str] = []
+
+    def run(self, command, timeout=30.0):
+        self.ran.append(command)
+        return super().run(command, timeout)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    d = tmp_path / "ws"
+    d.mkdir()
+    (d / "app.conf").write_text(CONF)
+    return d
+
+
+@pytest.fixture
+def store(isolated_home):
+    with TrajectoryStore(isolated_home / "store.db") as s:
+        yield s
+
+
+def run_episode(ws, store, predictions, replies=None, ui=None, **config):
+    replies = replies or ["```bash\ncat app.conf\n```", "```answer\n8123\n```"]
+    backend = ScriptedBackend(replies, predictions)
+    with CountingShell(cwd=ws) as shell:
+        agent = Agent(backend, shell, store, config=AgentConfig(examples=0, **config), ui=ui or RecordingUI())
+        result = agent.run("what port")
+    return result, shell, store.episode_steps(result.episode_id)
+
+
+def test_confident_prediction_is_recalled_and_the_shell_is_not_touched(ws, store):
+    result, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)},
+                                       recall_threshold=-0.5, verify="none")
+    assert shell.ran == []
+    step = steps[0]
+    assert step["source"] == "recalled" and step["trainable"] == 0 and step["kind"] == "retrieval"
+    assert step["output"] == CONF and step["status"] == "[exit 0]" and step["exit_code"] == 0
+    assert step["confidence_min"] == pytest.approx(-0.01) and step["confidence"] == step["confidence_min"]
+    messages = render_episode(store.get_episode(result.episode_id), steps)
+    assert messages[-1].content.startswith(obs.RECALL_MARKER + "\n") and messages[-1].env_spans == []
+
+
+def test_the_weakest_token_decides_not_the_mean(ws, store):
+    # Every token near-certain but one: the mean looks confident, the minimum does not.
+    text = CONF + "[exit 0]"
+    n = len(text.split())
+    lps = [-0.001] * n
+    lps[5] = -4.0  # the port number
+    result, shell, steps = run_episode(ws, store, {"cat app.conf": (text, lps)}, recall_threshold=-1.0)
+    assert shell.ran == ["cat app.conf"]
+    step = steps[0]
+    assert step["source"] == "executed" and step["confidence_min"] == pytest.approx(-4.0)
+    assert step["confidence_mean"] > -1.0  # the misleading average
+    assert step["predicted_output"] is not None  # stopped early at the weak token: not usable
+
+
+def test_verification_runs_the_command_and_records_the_comparison(ws, store):
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": ("name = zeta\nport = 9999\n[exit 0]", -0.01)},
+                                  recall_threshold=-0.5, verify="sample", verify_fraction=1.0)
+    assert shell.ran == ["cat app.conf"]
+    step = steps[0]
+    assert step["source"] == "executed" and step["trainable"] == 1 and step["output"] == CONF
+    assert step["verified"] == 0 and 0 < step["verify_f1"] < 1
+    _, _, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)},
+                              recall_threshold=-0.5, verify="sample", verify_fraction=1.0)
+    assert steps[0]["verified"] == 1 and steps[0]["verify_f1"] == 1.0
+
+
+def test_verify_all_predicts_and_executes_every_retrieval(ws, store):
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -3.0)},
+                                  recall_threshold=-0.5, verify="all")
+    assert shell.ran == ["cat app.conf"]
+    assert steps[0]["verified"] == 1 and steps[0]["confidence_min"] == pytest.approx(-3.0)
+
+
+def test_recall_never_applies_to_a_command_that_is_not_read_only(ws, store):
+    replies = ["```bash\ntouch made.txt\n```", "```answer\ndone\n```"]
+    ui = RecordingUI(answers=["y"])
+    _, shell, steps = run_episode(ws, store, {"touch made.txt": ("[exit 0]", 0.0)}, replies=replies, ui=ui,
+                                  recall_threshold=-10.0, verify="none")
+    assert shell.ran == ["touch made.txt"] and (ws / "made.txt").exists()
+    assert steps[0]["source"] == "executed" and steps[0]["kind"] == "action"
+
+
+def test_no_recall_runs_everything(ws, store):
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", 0.0)}, recall=False)
+    assert shell.ran == ["cat app.conf"] and steps[0]["predicted_output"] is None
+
+
+def test_predict_before_approve_shows_a_prediction_then_asks_again(ws, store):
+    replies = ["```bash\nrm app.conf\n```", "```answer\nkept\n```"]
+    ui = RecordingUI(answers=["p", "n"])
+    _, shell, steps = run_episode(ws, store, {"rm app.conf": ("[exit 0]", -0.2)}, replies=replies, ui=ui)
+    assert ui.asked == ["rm app.conf", "rm app.conf"] and shell.ran == []
+    assert ui.predictions[0].status == "[exit 0]" and (ws / "app.conf").exists()
+    assert steps[0]["note"] == obs.DECLINED_MARKER
+
+
+def test_parse_prediction_and_f1():
+    p = recall.parse_prediction(Generation(f"{obs.RECALL_MARKER}\nport = 1\n[exit 0]", ["x"], [-0.1]))
+    assert (p.output, p.status, p.usable) == ("port = 1\n", "[exit 0]", True)
+    p = recall.parse_prediction(Generation("[exit 2]", ["x"], [-0.1]))
+    assert (p.output, p.status) == ("", "[exit 2]")
+    p = recall.parse_prediction(Generation("port = 1\nport", ["x"], [-0.1], "length"))
+    assert p.status is None and not p.usable and not p.confident(-10)
+    p = recall.parse_prediction(Generation("a\n[exit 0]", ["x"], [-9.0], "threshold"))
+    assert not p.usable
+    assert recall.token_f1("a b c", "a b c") == 1.0 and recall.token_f1("a", "b") == 0.0
+    assert recall.token_f1("", "") == 1.0 and recall.token_f1("a b", "a c") == pytest.approx(0.5)

@@ -47,8 +47,10 @@ class Task:
     def check(self, answer: str | None) -> bool:
         if not answer:
             return False
-        return all(re.search(rf"(?<![\w.]){re.escape(fact)}(?![\w]|\.\w)", answer, re.IGNORECASE)
-                   for fact in self.expected)
+        return all(
+            re.search(rf"(?<![\w.]){re.escape(fact)}(?![\w]|\.\w)", answer, re.IGNORECASE)
+            for fact in self.expected
+        )
 
 
 def make_workspace(root: Path, seed: int) -> list[Task]:
@@ -86,8 +88,10 @@ def make_workspace(root: Path, seed: int) -> list[Task]:
 
     levels = [rng.choice(["INFO", "INFO", "WARN", "ERROR"]) for _ in range(rng.randint(20, 40))]
     n_errors = levels.count("ERROR")
-    write("logs/service.log", "".join(f"2024-05-0{1 + i % 9} 12:{i:02d}:00 {lv} event {i}\n"
-                                      for i, lv in enumerate(levels)))
+    write(
+        "logs/service.log",
+        "".join(f"2024-05-0{1 + i % 9} 12:{i:02d}:00 {lv} event {i}\n" for i, lv in enumerate(levels)),
+    )
 
     last = f"visited {rng.choice(WORDS)} street"
     write("history.txt", "".join(f"visited {w} street\n" for w in rng.sample(WORDS, 4)) + last + "\n")
@@ -135,9 +139,13 @@ def check_examples_clean(tasks: list[Task], root: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated workspace")
-    parser.add_argument("--max-steps", type=int, default=None, help="replies per task (default: AgentConfig's)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="replies per task (default: AgentConfig's)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print every reply and observation")
     args = parser.parse_args()
 
@@ -162,30 +170,39 @@ def main() -> None:
         for col in ("task", "first command", "exit", "well-formed", "answer", "correct", "s"):
             table.add_column(col, justify="right" if col in ("exit", "s") else "left", overflow="fold")
         n_wellformed = n_correct = 0
-        with TrajectoryStore(home / "store.db", settings=settings) as store:
-            for task in tasks:
-                # A fresh shell per task, so one task's `cd` cannot help or hurt the next.
-                with ShellSession(cwd=ws, output_cap_bytes=settings.output_cap_bytes) as shell:
-                    agent = Agent(backend, shell, store, config=config, settings=settings, ui=SilentUI())
-                    t0 = time.perf_counter()
-                    result = agent.run(task.text)
-                    seconds = time.perf_counter() - t0
-                first = result.steps[0] if result.steps else None
-                command = first["command"] if first else None
-                exit_code = first["exit_code"] if first else None
-                wellformed = command is not None and exit_code == 0
-                correct = task.check(result.answer)
-                n_wellformed += wellformed
-                n_correct += correct
-                if args.verbose:
-                    console.rule(task.text)
-                    for s in result.steps:
-                        console.print(repr(s["reply"]), s["output"][:300], s["status"], s["note"] or "")
-                    console.print(f"status={result.status} answer={result.answer!r} expected={task.expected}")
-                answer = (result.answer or f"[{result.status}]").replace("\n", " ⏎ ")
-                table.add_row(task.text, command or "—", "—" if exit_code is None else str(exit_code),
-                              "yes" if wellformed else "no", answer[:80], "yes" if correct else "no",
-                              f"{seconds:.1f}")
+        for i, task in enumerate(tasks):
+            # A fresh store and shell per task: the prompt takes examples from the store's finished episodes,
+            # so a shared store would let earlier tasks' episodes (and a `cd`) help or hurt later ones.
+            with (
+                TrajectoryStore(home / f"store-{i}.db", settings=settings) as store,
+                ShellSession(cwd=ws, output_cap_bytes=settings.output_cap_bytes) as shell,
+            ):
+                agent = Agent(backend, shell, store, config=config, settings=settings, ui=SilentUI())
+                t0 = time.perf_counter()
+                result = agent.run(task.text)
+                seconds = time.perf_counter() - t0
+            first = result.steps[0] if result.steps else None
+            command = first["command"] if first else None
+            exit_code = first["exit_code"] if first else None
+            wellformed = command is not None and exit_code == 0
+            correct = task.check(result.answer)
+            n_wellformed += wellformed
+            n_correct += correct
+            if args.verbose:
+                console.rule(task.text)
+                for s in result.steps:
+                    console.print(repr(s["reply"]), s["output"][:300], s["status"], s["note"] or "")
+                console.print(f"status={result.status} answer={result.answer!r} expected={task.expected}")
+            answer = (result.answer or f"[{result.status}]").replace("\n", " ⏎ ")
+            table.add_row(
+                task.text,
+                command or "—",
+                "—" if exit_code is None else str(exit_code),
+                "yes" if wellformed else "no",
+                answer[:80],
+                "yes" if correct else "no",
+                f"{seconds:.1f}",
+            )
     console.print(table)
     print(f"RESULT wellformed={n_wellformed} correct={n_correct} tasks={len(tasks)}")
 

@@ -68,9 +68,12 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve every command
 NoRecordOpt = Annotated[bool, typer.Option("--no-record", help="Do not record this session in the store.")]
 ScriptOpt = Annotated[str | None, typer.Option("--script", help="JSON list of replies for --backend scripted.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Store file (default: <home>/store.db).")]
+NoRecallOpt = Annotated[bool, typer.Option("--no-recall", help="Run every look-up; never answer one from the "
+                                           "model's memory.")]
 
 
-def _run_assistant(tasks, *, model, backend, adapter, max_steps, yes, no_record, script, db, chat: bool) -> int:
+def _run_assistant(tasks, *, model, backend, adapter, max_steps, yes, no_record, no_recall, script, db,
+                   chat: bool) -> int:
     from echo_agent.agent import AgentConfig
     from echo_agent.assistant import open_agent
     from echo_agent.config import ConfigError, Settings
@@ -80,7 +83,8 @@ def _run_assistant(tasks, *, model, backend, adapter, max_steps, yes, no_record,
     ui = RichUI()
     try:
         settings = Settings.load()
-        config = AgentConfig(max_steps=max_steps, yes=yes, command_timeout=settings.command_timeout)
+        config = AgentConfig(max_steps=max_steps, yes=yes, command_timeout=settings.command_timeout,
+                             recall=not no_recall)
         with open_agent(settings=settings, config=config, ui=ui, backend=backend, model=model, adapter=adapter,
                         script=script, db=db, record=not no_record) as agent:
             status, parent = "done", None
@@ -109,6 +113,7 @@ def ask_command(
     max_steps: MaxStepsOpt = 8,
     yes: YesOpt = False,
     no_record: NoRecordOpt = False,
+    no_recall: NoRecallOpt = False,
     script: ScriptOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -120,7 +125,7 @@ def ask_command(
     Example: echo-agent ask "how big is my Downloads folder"
     """
     code = _run_assistant([task], model=model, backend=backend, adapter=adapter, max_steps=max_steps, yes=yes,
-                          no_record=no_record, script=script, db=db, chat=False)
+                          no_record=no_record, no_recall=no_recall, script=script, db=db, chat=False)
     raise typer.Exit(code)
 
 
@@ -132,6 +137,7 @@ def chat_command(
     max_steps: MaxStepsOpt = 8,
     yes: YesOpt = False,
     no_record: NoRecordOpt = False,
+    no_recall: NoRecallOpt = False,
     script: ScriptOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -151,18 +157,22 @@ def chat_command(
             yield line
 
     code = _run_assistant(turns(), model=model, backend=backend, adapter=adapter, max_steps=max_steps, yes=yes,
-                          no_record=no_record, script=script, db=db, chat=True)
+                          no_record=no_record, no_recall=no_recall, script=script, db=db, chat=True)
     raise typer.Exit(code)
 
 
 # Sub-command groups live next to their library code and are registered here.
+from echo_agent.bench.cli import bench_app  # noqa: E402
 from echo_agent.memory.cli import logs_app  # noqa: E402
+from echo_agent.stats import stats_command  # noqa: E402
 from echo_agent.updater.cli import adapters_app, update_command, updater_app  # noqa: E402
 
 app.add_typer(logs_app, name="logs")
 app.command("update")(update_command)
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(updater_app, name="updater")
+app.add_typer(bench_app, name="bench")
+app.command("stats")(stats_command)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m echo_agent`

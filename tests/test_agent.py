@@ -218,3 +218,11 @@ def test_fit_context_keeps_prompt_task_and_newest_steps():
     out = fit_context(msgs + steps, 1, 3, budget_chars=450)
     assert out[0]["content"] == "S" and out[1]["content"] == "task"
     assert [m["content"][0] for m in out[2:]] == ["b", "b", "c", "c"]
+
+
+def test_a_reply_that_repeats_a_line_is_cut_short(workspace, store):
+    looping = "```answer\nThe port is 8123.\nThe port is 8123.\nThe port is 8123.\nThe port is 8123.\n```"
+    agent, backend, shell = make_agent([looping], workspace, store, prefill=False)
+    with shell:
+        result = agent.run("what port")
+    assert result.status == "done" and result.answer == "The port is 8123.\nThe port is 8123."

@@ -421,3 +421,18 @@ def test_search_returns_best_matches_first_with_limit(store):
     assert all(h["task"] == "t" and "[kernel]" in h["snippet"] for h in hits)
     everything = store.search("kernel", limit=100)
     assert len(everything) == 31 and [h["rank"] for h in everything[:5]] == [h["rank"] for h in hits]
+
+
+def test_search_ranks_only_the_newest_window_of_matches(store, monkeypatch):
+    import echo_agent.memory.store as store_module
+
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    for i in range(6):  # the oldest match is the best one by bm25
+        out = "needle " * (6 - i) + "hay\n" * (5 + 10 * i)
+        store.record_step(eid, reply="r", command=f"look {i}", result=result(f"look {i}", out))
+    assert store.search("needle", limit=1)[0]["command"] == "look 0"
+    monkeypatch.setattr(store_module, "SEARCH_WINDOW", 3)
+    hits = store.search("needle", limit=10)
+    assert sorted(h["command"] for h in hits) == ["look 3", "look 4", "look 5"]
+    assert hits[0]["command"] == "look 3"  # ranked by bm25 within the window

@@ -79,6 +79,10 @@ _REDACTED_FIELDS = ("reply", "command", "output", "predicted_output")
 """Step text that is redacted before it is stored (and again on import, unless its seal matches)."""
 
 
+SEARCH_WINDOW = 2000
+"""`search` ranks the newest this-many matches (see TrajectoryStore.search)."""
+
+
 def default_db_path() -> Path:
     return home_dir() / "store.db"
 
@@ -372,17 +376,28 @@ class TrajectoryStore:
             last = rows[-1]["seq"]
 
     def search(self, query: str, limit: int = 20) -> list[dict]:
-        """Steps matching every word of `query` (FTS5, bm25-ranked), each with a snippet of its output."""
+        """Steps matching every word of `query` (FTS5), each with a snippet of its output: the newest
+        SEARCH_WINDOW matches, ranked by bm25.
+
+        bm25 costs a read per matching row, so ranking every match of a common word grows with the store (~65 ms
+        at 20k steps); ranking the newest matches keeps a search a few milliseconds at any size, and recent
+        history is what a user looks for. The window is found from the doclist alone (rowid order is free).
+        """
         q = fts_query(query)
         if not q:
             return []
-        # Rank and cut inside FTS5 first (its `rank` is bm25), then read only those `limit` step rows: joining
-        # every match to `step` would walk each large output's overflow pages to reach the later columns.
+        row = self.conn.execute("SELECT min(rowid) FROM (SELECT rowid FROM step_fts WHERE step_fts MATCH ? "
+                                "ORDER BY rowid DESC LIMIT ?)", [q, SEARCH_WINDOW]).fetchone()
+        if row[0] is None:
+            return []
+        # Rank and cut inside FTS5 first, then read only those `limit` step rows: joining every match to `step`
+        # would walk each large output's overflow pages to reach the later columns.
         return self._rows(
             "SELECT s.id, s.episode_id, s.idx, s.command, s.started_at, e.task, f.rank, f.snippet "
             "FROM (SELECT rowid, rank, snippet(step_fts, 1, '[', ']', '…', 12) AS snippet FROM step_fts "
-            "      WHERE step_fts MATCH ? ORDER BY rank LIMIT ?) f "
-            "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank", [q, limit])
+            "      WHERE step_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?) f "
+            "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank",
+            [q, row[0], limit])
 
     # --- adapters (minimal; the updater extends them) -------------------------------------------------------
 

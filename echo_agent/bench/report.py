@@ -1,0 +1,92 @@
+"""The benchmark report: a rich table per arm, the RESULT line, and a PNG plot (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+
+def _num(x: Any, fmt: str = "{:.2f}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return fmt.format(x)
+
+
+def rounds_table(report: dict[str, Any]) -> Table:
+    """One row per (arm, round): look-ups, recalls, precision, accuracy, env CE and the cycle that followed."""
+    cfg = report["config"]
+    table = Table(title=f"retrieval bench: {report['suite']}, {len(report['tasks'])} tasks, policy "
+                        f"{cfg['policy']}, verify {cfg['verify']}, threshold {report['threshold']:g}, "
+                        f"{cfg['epochs']} epochs/cycle")
+    # executed = executed retrievals per task (verification runs count): all tasks, repeated, paraphrased.
+    # exact = recalls whose prediction equals the real output; precision = the agent's verification sample.
+    for col in ("arm", "round", "tasks", "executed", "repeated", "paraphrased", "recalls", "exact", "precision",
+                "accuracy", "env CE", "adapter", "cycle after"):
+        table.add_column(col, justify="left" if col in ("arm", "adapter", "cycle after") else "right")
+    for arm, data in report["arms"].items():
+        for r in data["rounds"]:
+            cycle = r.get("cycle")
+            after = f"{cycle['status']} {cycle['adapter_id'] or ''} ({cycle['seconds']:.0f} s)" if cycle else ""
+            table.add_row(
+                arm, str(r["round"]) + ("" if r.get("complete") else "*"), str(r["tasks_run"]),
+                _num(r["executed_per_task"]), _num(r["executed_per_task_repeated"]),
+                _num(r["executed_per_task_paraphrased"]), str(r["recalls"]),
+                f"{r['recalls_exact']}/{r['recalls']}" if r["recalls"] else "–",
+                f"{r['verified_right']}/{r['verified']}" if r["verified"] else "–",
+                _num(r["accuracy"], "{:.0%}"), _num(r["env_ce"], "{:.3f}"), r["adapter"] or "base", after)
+    return table
+
+
+def result_line(report: dict[str, Any]) -> str:
+    """`RESULT learning_ratio=… frozen_ratio=… accuracy=… paraphrased_ratio=… minutes=…` (na when unknown)."""
+    parts = []
+    for k, v in report["result"].items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{k}=na")
+        else:
+            parts.append(f"{k}={v:.1f}" if k == "minutes" else f"{k}={v:.3f}")
+    return "RESULT " + " ".join(parts)
+
+
+def plot(report: dict[str, Any], path: str | Path) -> Path:
+    """Three panels over rounds, one line per arm: executed retrievals per task (repeated solid, paraphrased
+    dashed), answer accuracy, and held-out env CE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = {"frozen": "tab:gray", "learning": "tab:blue"}  # the frozen arm's lines are drawn wider, beneath
+    for arm, data in report["arms"].items():
+        rounds = data["rounds"]
+        xs = [r["round"] for r in rounds]
+        c = colors.get(arm)
+        lw = 4 if arm == "frozen" else 1.6
+        axes[0].plot(xs, [r["executed_per_task_repeated"] for r in rounds], "o-", color=c, lw=lw,
+                     label=f"{arm} repeated")
+        axes[0].plot(xs, [r["executed_per_task_paraphrased"] for r in rounds], "s--", color=c, lw=lw,
+                     label=f"{arm} paraphrased")
+        axes[1].plot(xs, [r["accuracy"] for r in rounds], "o-", color=c, lw=lw, label=arm)
+        axes[2].plot(xs, [r["env_ce"] if r["env_ce"] is not None else math.nan for r in rounds], "o-", color=c,
+                     lw=lw, label=arm)
+    for ax, title in zip(axes, ("executed retrievals per task", "answer accuracy", "held-out env CE (nats/token)"),
+                         strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylim(bottom=0)
+    axes[1].set_ylim(0, 1.05)
+    fig.suptitle(f"echo-agent bench retrieval ({report['suite']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

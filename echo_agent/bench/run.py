@@ -1,0 +1,391 @@
+"""The retrieval-count benchmark: the same tasks over several rounds, a frozen arm and a learning arm.
+
+Each arm runs in a temporary home of its own (its own store and adapters; never the user's). Rounds alternate
+between the arms, so a run stopped by its time budget has run both arms equally far. Between rounds the learning
+arm runs one update cycle (`run_cycle`: the real data selection, training, evaluation and gate); the frozen arm
+never trains. Both arms recall: a confident prediction replaces a look-up, a sample of recalls is verified.
+
+Policies:
+- `scripted`: each task's look-ups come from its definition (a `ScriptedBackend` policy), so only the world
+  model is measured; the model is the predictor. The task passes when its checker matches the observations,
+  recalled or executed, and the scripted answer is the text the checker found.
+- `model`: the agent's model chooses the look-ups and answers; the checker is applied to its answer (a GPU job).
+
+Counted per round and arm, from the arm's store: executed retrievals (verification runs included), recalls,
+exact recalls (the harness runs every recalled command off the record and compares output and status line),
+verified recall precision (verified right / verified, over predictions at or above the threshold), answer
+accuracy, and held-out env-token CE: the current model's env CE on the round's episodes before any cycle has
+trained on them, with each recalled observation replaced by what the command really prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from echo_agent.bench.suite import Suite, Task
+from echo_agent.bench.workspace import build_workspace, generated_suite
+from echo_agent.config import Settings
+
+ARMS = ("frozen", "learning")
+TRAIN_DEFAULTS = {"batch_tokens": 256}
+"""A bench episode is ~80 tokens, so the cycle's default 2048-token batches would hold a whole round: one
+optimizer step per epoch. Facts are learned in optimizer steps (~40 in the memorisation probe: 40 episodes,
+2 batches per epoch, 20 epochs), so the bench trains in batches of ~3 episodes: ~4 steps per epoch at the same
+token cost."""
+BENCH_SYSTEM_PROMPT = "You are a terminal assistant. Reply with one ```bash command, or an ```answer."
+"""The scripted policy's whole prompt: a short one, because every prompt token is trained on in each pass."""
+
+
+@dataclass
+class BenchConfig:
+    rounds: int = 4
+    """Rounds of every task per arm."""
+    tasks: int = 12
+    """Tasks of the generated suite (ignored with a suite file)."""
+    seed: int = 0
+    """World, task and verification seed."""
+    minutes: float | None = None
+    """Overall time budget; the run stops cleanly when it is spent and reports what ran."""
+    arms: tuple[str, ...] = ARMS
+    """Which arms to run: frozen (never trains), learning (one update cycle between rounds)."""
+    policy: str = "scripted"
+    """scripted (look-ups from the task definitions) or model (the agent's model chooses and answers)."""
+    verify: str = "sample"
+    """sample (a fraction of confident recalls is executed) or all (every retrieval predicted and executed)."""
+    model: str = "embedded"
+    """The model: "embedded", a transformers directory or a GGUF file."""
+    epochs: int = 10
+    """Training passes per update cycle (facts need ~20 passes in all on SmolLM2; cycles add up)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """Other TrainConfig fields for the cycle (lr, lora_r, batch_tokens, …), over TRAIN_DEFAULTS."""
+    recall_threshold: float | None = None
+    """None: Settings.recall_threshold."""
+    verify_fraction: float | None = None
+    """None: Settings.recall_verify_fraction."""
+    device: str = "auto"
+    out_dir: Path | None = None
+    """Where the arms' homes and the workspace go (default: a new temporary directory)."""
+
+
+@dataclass
+class EpisodeRecord:
+    task: int
+    round: int
+    episode_id: str | None
+    passed: bool
+    status: str
+    answer: str | None
+
+
+class ScriptedPolicy:
+    """Replies for the scripted policy: the current task's look-ups in order, then the answer the checker
+    finds in the observations (or "not found")."""
+
+    def __init__(self) -> None:
+        self.task: Task | None = None
+        self.commands: tuple[str, ...] = ()
+
+    def __call__(self, messages: Sequence[dict[str, str]]) -> str:
+        from echo_agent.observation import RECALL_MARKER
+
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        after = messages[last_user + 1:]
+        done = sum(m["role"] == "assistant" for m in after)
+        if done < len(self.commands):
+            return f"```bash\n{self.commands[done]}\n```"
+        seen = "\n".join(m["content"] for m in after if m["role"] == "tool")
+        seen = "\n".join(line for line in seen.splitlines() if line != RECALL_MARKER)
+        found = self.task.matched(seen) if self.task else None
+        return f"```answer\n{found if found is not None else 'not found'}\n```"
+
+
+def observations_text(steps: Sequence[dict]) -> str:
+    return "\n".join(f"{s.get('output') or ''}{s.get('status') or ''}" for s in steps)
+
+
+class Bench:
+    """One benchmark run. `make_predictor()` builds the model (shared by the arms; each arm picks its adapter
+    before every episode); tests pass a ScriptedBackend. `run_cycle` is the update cycle (injectable)."""
+
+    def __init__(self, cfg: BenchConfig, suite: Suite | None = None, *, settings: Settings | None = None,
+                 make_predictor: Callable[[], Any] | None = None, cycle: Callable[..., Any] | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.suite = suite or generated_suite(cfg.seed, cfg.tasks)
+        base = settings or Settings()
+        self.settings = dataclasses.replace(
+            base, read_only_commands=[*base.read_only_commands, *self.suite.read_only])
+        self.make_predictor = make_predictor or self._local_predictor
+        self.cycle = cycle
+        self.say = on_progress or (lambda msg: None)
+        self.started = time.monotonic()
+        self.stopped_early = False
+        self.real_outputs: dict[str, tuple[str, str]] = {}
+
+    # --- budget ---------------------------------------------------------------------------------------------
+
+    def minutes_left(self) -> float | None:
+        if self.cfg.minutes is None:
+            return None
+        return self.cfg.minutes - (time.monotonic() - self.started) / 60
+
+    def out_of_time(self) -> bool:
+        left = self.minutes_left()
+        if left is not None and left <= 0:
+            self.stopped_early = True
+        return self.stopped_early
+
+    # --- models ---------------------------------------------------------------------------------------------
+
+    def _local_predictor(self) -> Any:
+        from echo_agent.models.local import LocalBackend
+
+        return LocalBackend(self.cfg.model, device=self.cfg.device)
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from echo_agent.agent import Agent, AgentConfig
+        from echo_agent.memory.store import TrajectoryStore
+        from echo_agent.models.scripted import ScriptedBackend
+        from echo_agent.shell import ShellSession
+        from echo_agent.updater import registry
+
+        root = Path(self.cfg.out_dir) if self.cfg.out_dir else Path(tempfile.mkdtemp(prefix="echo-bench-"))
+        root.mkdir(parents=True, exist_ok=True)
+        workspace = build_workspace(self.suite, root / "workspace")
+        predictor = self.make_predictor()
+        arms: dict[str, dict[str, Any]] = {}
+        with ExitStack() as stack:
+            if self.cfg.policy == "scripted":  # the whole prompt is a short system prompt
+                minimal = [{"role": "system", "content": BENCH_SYSTEM_PROMPT}]
+                stack.enter_context(mock.patch("echo_agent.agent.build_prompt",
+                                               lambda task, store, k: [dict(m) for m in minimal]))
+            measure = stack.enter_context(ShellSession(cwd=workspace))
+            for name in self.cfg.arms:
+                home = root / name
+                store = stack.enter_context(TrajectoryStore(home / "store.db", self.settings, durable=False))
+                shell = stack.enter_context(ShellSession(cwd=workspace))
+                script = ScriptedPolicy()
+                policy = ScriptedBackend(script, name="scripted-bench") if self.cfg.policy == "scripted" else predictor
+                learning = name == "learning"
+
+                def adapter(store=store, learning=learning):
+                    return registry.current_adapter(store) if learning else (None, None)
+
+                config = AgentConfig(
+                    examples=0, max_steps=4 if self.cfg.policy == "scripted" else 6, recall=True,
+                    verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
+                    verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
+                session = store.start_session(kind="bench", model=getattr(predictor, "name", None), shell="bash")
+                agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings,
+                              adapter=adapter, session_id=session)
+                arms[name] = {"home": home, "store": store, "agent": agent, "script": script, "adapter": adapter,
+                              "rounds": []}
+            for round_no in range(1, self.cfg.rounds + 1):
+                for name, arm in arms.items():
+                    if self.out_of_time():
+                        break
+                    records = self._round(arm, predictor, round_no)
+                    summary = self.summarize(arm["store"], records, round_no, predictor, measure)
+                    summary["complete"] = len(records) == len(self.suite.tasks)
+                    arm["rounds"].append(summary)
+                    self.say(f"{name} round {round_no}: {summary['executed_per_task']:.2f} executed/task, "
+                             f"{summary['recalls']} recalls, accuracy {summary['accuracy']:.0%}")
+                    if name == "learning" and round_no < self.cfg.rounds and not self.out_of_time():
+                        summary["cycle"] = self._cycle(arm)
+                        self.say(f"learning cycle after round {round_no}: {summary['cycle']['message']}")
+                if self.stopped_early:
+                    break
+        minutes = (time.monotonic() - self.started) / 60
+        report = {
+            "suite": self.suite.name, "root": str(root), "stopped_early": self.stopped_early,
+            "minutes": minutes, "threshold": self._threshold(),
+            "config": {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "out_dir"},
+                       "arms": list(self.cfg.arms)},
+            "tasks": [{"question": t.question, "kind": t.kind, "commands": list(t.commands),
+                       "paraphrased": list(t.paraphrased)} for t in self.suite.tasks],
+            "arms": {name: {"home": str(arm["home"]), "rounds": arm["rounds"]} for name, arm in arms.items()},
+        }
+        report["result"] = result_line_values(report)
+        return report
+
+    def _threshold(self) -> float:
+        t = self.cfg.recall_threshold
+        return self.settings.recall_threshold if t is None else t
+
+    def _round(self, arm: dict[str, Any], predictor: Any, round_no: int) -> list[EpisodeRecord]:
+        agent, script = arm["agent"], arm["script"]
+        records = []
+        for i, task in enumerate(self.suite.tasks):
+            if self.out_of_time():
+                break
+            _, path = arm["adapter"]()
+            if predictor.adapter != (Path(path).resolve() if path else None):
+                predictor.use_adapter(path)  # the arms share the predictor: each uses its own adapter
+            script.task, script.commands = task, task.commands_for(round_no)
+            result = agent.run(task.question)
+            if self.cfg.policy == "scripted":
+                passed = task.check(observations_text(result.steps))
+            else:
+                passed = result.answer is not None and task.check(result.answer)
+            records.append(EpisodeRecord(i, round_no, result.episode_id, passed, result.status, result.answer))
+        return records
+
+    def _cycle(self, arm: dict[str, Any]) -> dict[str, Any]:
+        from echo_agent.updater.cycle import run_cycle
+        from echo_agent.updater.train import TrainConfig
+
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train = {k: v for k, v in {**TRAIN_DEFAULTS, **self.cfg.train}.items() if k in fields}
+        train.setdefault("lora_r", self.settings.lora_r)
+        train.setdefault("lora_alpha", self.settings.lora_alpha)
+        left = self.minutes_left()
+        if left is not None:  # training stops cleanly inside the budget; evaluation still runs
+            train["max_minutes"] = max(0.1, left * 0.8)
+        tc = TrainConfig(epochs=self.cfg.epochs, **train)
+        t0 = time.monotonic()
+
+        def progress(event: str, info: dict) -> None:
+            if event == "step" and (info["step"] % 10 == 0 or info["step"] == info["total"]):
+                self.say(f"  training step {info['step']}/{info['total']}, loss {info['loss']:.3f}, "
+                         f"{info['tokens_per_s']:.0f} tokens/s")
+
+        report = (self.cycle or run_cycle)(arm["store"], self.settings, home=arm["home"], model=self.cfg.model,
+                                           cfg=tc, device=self.cfg.device, on_progress=progress)
+        m = report.metrics or {}
+        return {"status": report.status, "adapter_id": report.adapter_id, "message": report.message,
+                "seconds": round(time.monotonic() - t0, 1), "heldout_ce": m.get("heldout_ce"),
+                "probe_ce": m.get("probe_ce"), "gain": m.get("gain"), "probe_rise": m.get("probe_rise"),
+                "train": m.get("train")}
+
+    # --- measuring ------------------------------------------------------------------------------------------
+
+    def summarize(self, store: Any, records: list[EpisodeRecord], round_no: int, predictor: Any,
+                  measure: Any) -> dict[str, Any]:
+        threshold = self._threshold()
+        per_kind: dict[str, dict[str, int]] = {k: {"tasks": 0, "executed": 0, "recalls": 0}
+                                               for k in ("repeated", "paraphrased")}
+        recalls = executed = checked = right = confident = exact = 0
+        episodes = []
+        for rec in records:
+            steps = store.episode_steps(rec.episode_id) if rec.episode_id else []
+            k = per_kind[self.suite.tasks[rec.task].kind]
+            k["tasks"] += 1
+            for s in steps:
+                if s["kind"] != "retrieval":
+                    continue
+                if s["source"] == "recalled":
+                    recalls += 1
+                    k["recalls"] += 1
+                    # Measured by the harness on every recall (not the agent's verification sample): the world
+                    # does not change, so the real output is run once per command, off the record.
+                    exact += int(self.real_output(measure, s["command"]) == (s["output"], s["status"]))
+                else:
+                    executed += 1
+                    k["executed"] += 1
+                sure = s["confidence_min"] is not None and s["confidence_min"] >= threshold
+                confident += int(sure)
+                if sure and s["verified"] is not None:
+                    checked += 1
+                    right += int(s["verified"] == 1)
+            episodes.append((rec, steps))
+        n = len(records)
+        ce, ce_tokens = self.env_ce(store, episodes, predictor, measure)
+        adapter = getattr(predictor, "adapter", None)
+        return {
+            "round": round_no, "tasks_run": n, "adapter": Path(adapter).name if adapter else None,
+            "executed": executed, "recalls": recalls, "confident": confident,
+            "executed_per_task": executed / n if n else math.nan,
+            "executed_per_task_repeated": _ratio(per_kind["repeated"]["executed"], per_kind["repeated"]["tasks"]),
+            "executed_per_task_paraphrased": _ratio(per_kind["paraphrased"]["executed"],
+                                                    per_kind["paraphrased"]["tasks"]),
+            "recalls_repeated": per_kind["repeated"]["recalls"],
+            "recalls_paraphrased": per_kind["paraphrased"]["recalls"],
+            "verified": checked, "verified_right": right, "precision": _ratio(right, checked),
+            "recalls_exact": exact,
+            "accuracy": sum(r.passed for r in records) / n if n else math.nan,
+            "passed": [r.task for r in records if r.passed],
+            "env_ce": ce, "env_tokens": ce_tokens,
+        }
+
+    def env_ce(self, store: Any, episodes: list[tuple[EpisodeRecord, list[dict]]], predictor: Any,
+               measure: Any) -> tuple[float | None, int]:
+        """The predictor's env-token CE on these episodes with real outputs (None without a torch model)."""
+        model, tokenizer = getattr(predictor, "model", None), getattr(predictor, "tokenizer", None)
+        if model is None or tokenizer is None:
+            return None, 0
+        from echo_agent.transcript import render_episode
+        from echo_agent.updater.dataset import tokenize_episode, windows
+        from echo_agent.updater.train import evaluate
+
+        wins = []
+        for rec, steps in episodes:
+            if not rec.episode_id:
+                continue
+            real = []
+            for s in steps:
+                s = dict(s)
+                if s["source"] == "recalled":
+                    s["output"], s["status"] = self.real_output(measure, s["command"])
+                    s["source"], s["trainable"] = "executed", 1
+                real.append(s)
+            msgs = render_episode(store.get_episode(rec.episode_id), real)
+            owners = [None] * (len(msgs) - 2 * len(real)) + [s["id"] for s in real for _ in (0, 1)]
+            tok = tokenize_episode(tokenizer, msgs, owners)
+            wins += windows(tok, self.settings.max_seq_len, len(msgs) - 2 * len(real), rec.episode_id)
+        wins = [w for w in wins if w.n_env_tokens]
+        if not wins:
+            return None, 0
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        ce, n = evaluate(model, wins, pad)
+        return ce, n
+
+    def real_output(self, measure: Any, command: str) -> tuple[str, str]:
+        """What `command` prints in the workspace (measured once; the world does not change)."""
+        if command not in self.real_outputs:
+            r = measure.run(command, timeout=30)
+            self.real_outputs[command] = (r.output, r.status)
+        return self.real_outputs[command]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def _last(rounds: list[dict]) -> dict | None:
+    complete = [r for r in rounds if r.get("complete")]
+    return complete[-1] if complete else None
+
+
+def arm_ratio(report: dict[str, Any], arm: str, key: str) -> float | None:
+    """`key` (executed retrievals per task) in the arm's last complete round over round 1; None if unknown."""
+    rounds = report["arms"].get(arm, {}).get("rounds", [])
+    last = _last(rounds)
+    if not rounds or last is None or last is rounds[0] or not rounds[0].get("complete"):
+        return None
+    first, end = rounds[0][key], last[key]
+    if first is None or end is None or math.isnan(first) or math.isnan(end) or first == 0:
+        return None
+    return end / first
+
+
+def result_line_values(report: dict[str, Any]) -> dict[str, float | None]:
+    learning = report["arms"].get("learning", {}).get("rounds", [])
+    last = _last(learning)
+    return {
+        "learning_ratio": arm_ratio(report, "learning", "executed_per_task_repeated"),
+        "frozen_ratio": arm_ratio(report, "frozen", "executed_per_task_repeated"),
+        "accuracy": last["accuracy"] if last else None,
+        "paraphrased_ratio": arm_ratio(report, "learning", "executed_per_task_paraphrased"),
+        "minutes": report["minutes"],
+    }

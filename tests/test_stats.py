@@ -1,0 +1,88 @@
+"""`echo-agent stats`: look-ups per repeated task, recall precision and adapter history from a store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from echo_agent.cli import app
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.stats import adapter_history, collect, lookup_history, plot_stats, recall_precision
+
+
+def _episode(store, session, task, steps):
+    eid = store.start_episode(session, task, [])
+    for s in steps:
+        store.record_step(eid, reply=f"```bash\n{s.get('command', 'cat a')}\n```", command=s.get("command", "cat a"),
+                          output="port = 1\n", status="[exit 0]", kind=s.get("kind", "retrieval"),
+                          source=s.get("source", "executed"), verified=s.get("verified"),
+                          confidence_min=s.get("confidence_min"))
+    store.finish_episode(eid, "done", "1")
+    return eid
+
+
+@pytest.fixture
+def store(isolated_home):
+    with TrajectoryStore(isolated_home / "store.db") as s:
+        sid = s.start_session()
+        # "What port?" three times: 2 look-ups, then 1 look-up + 1 recall, then 2 recalls.
+        _episode(s, sid, "What port?", [{}, {}])
+        _episode(s, sid, "what   PORT?", [{"confidence_min": -0.2, "verified": 1},  # a verified recall: right
+                                         {"source": "recalled", "confidence_min": -0.1}])
+        _episode(s, sid, "what port?", [{"source": "recalled", "confidence_min": -0.1},
+                                        {"source": "recalled", "confidence_min": -0.3}])
+        _episode(s, sid, "once only", [{}, {"kind": "action", "command": "touch x"}])
+        _episode(s, sid, "who owns it", [{"confidence_min": -0.5, "verified": 0}])  # a verified recall: wrong
+        _episode(s, sid, "who owns it", [{"confidence_min": -3.0, "verified": 0}])  # not confident: not a recall
+        s.insert_adapter(id="a0001", status="promoted", n_env_tokens=50,
+                         metrics={"heldout_ce": {"base": 2.0, "current": 2.0, "candidate": 1.2}, "probe_rise": 0.01})
+        s.insert_adapter(id="a0002", status="rejected", n_env_tokens=20,
+                         metrics={"heldout_ce": {"base": 2.0, "current": 1.2, "candidate": 1.19}})
+        yield s
+
+
+def test_look_ups_per_repeated_task_over_time(store):
+    tasks = lookup_history(store)
+    assert [t["task"] for t in tasks] == ["what port?", "who owns it"]  # "once only" is not repeated
+    port = tasks[0]
+    assert [e["executed"] for e in port["episodes"]] == [2, 1, 0]
+    assert [e["recalled"] for e in port["episodes"]] == [0, 1, 2]
+    assert port["first_executed"] == 2 and port["last_executed"] == 0 and port["recalled_total"] == 3
+    assert [t["task"] for t in lookup_history(store, min_episodes=1)][-1] == "once only"
+
+
+def test_recall_precision_counts_only_confident_verified_predictions(store):
+    r = recall_precision(store)
+    assert r["recalled"] == 3 and r["verified"] == 2 and r["verified_right"] == 1 and r["precision"] == 0.5
+
+
+def test_adapter_history_reads_the_stored_metrics(store):
+    ads = adapter_history(store)
+    assert [(a["id"], a["status"], a["heldout_ce"], a["heldout_ce_before"]) for a in ads] == [
+        ("a0001", "promoted", 1.2, 2.0), ("a0002", "rejected", 1.19, 1.2)]
+
+
+def test_plot_and_empty_store(store, isolated_home, tmp_path):
+    assert plot_stats(collect(store), tmp_path / "s.png").stat().st_size > 1000
+    with TrajectoryStore(tmp_path / "empty.db") as empty:
+        stats = collect(empty)
+        assert stats["tasks"] == [] and stats["adapters"] == [] and stats["recall"]["precision"] is None
+        assert plot_stats(stats, tmp_path / "e.png").exists()
+
+
+def test_stats_cli_json_table_and_plot(store, isolated_home, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["stats", "--json", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["recall"]["precision"] == 0.5 and len(data["tasks"]) == 2 and (tmp_path / "p.png").exists()
+    table = runner.invoke(app, ["stats"])
+    assert table.exit_code == 0
+    assert "what port?" in table.output and "2 1 0" in table.output and "1/2 = 50%" in table.output
+    assert "a0002" in table.output
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    broken = runner.invoke(app, ["stats", "--db", str(bad)])
+    assert broken.exit_code == 1 and "not a usable echo-agent store" in broken.output

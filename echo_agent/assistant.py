@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ def open_agent(
     script: Path | None = None,
     db: Path | None = None,
     record: bool = True,
+    warn: Callable[[str], None] = print,
 ) -> Iterator[Agent]:
     """An Agent with its shell (closed on exit) and, unless `record` is False, the store.
 
@@ -32,7 +33,6 @@ def open_agent(
     from echo_agent.memory.store import TrajectoryStore
     from echo_agent.models import make_backend
     from echo_agent.shell import ShellSession
-    from echo_agent.updater.registry import current_adapter
 
     backend = backend or settings.backend
     if backend == "scripted":
@@ -43,11 +43,39 @@ def open_agent(
         policy = make_backend(backend, model or settings.model, adapter=adapter)
     store = TrajectoryStore(db, settings=settings) if record else None
     source = None
-    if adapter is None and store is not None:
-        source = lambda: current_adapter(store)  # noqa: E731
+    if adapter is None and store is not None and backend != "scripted":
+        source = registry_adapter_source(store, model or settings.model, warn)
     with ShellSession(output_cap_bytes=settings.output_cap_bytes, input_wait=settings.input_wait) as shell:
         try:
             yield Agent(policy, shell, store, config=config, settings=settings, ui=ui, adapter=source)
         finally:
             if store is not None:
                 store.close()
+
+
+def registry_adapter_source(store, model: str | Path, warn: Callable[[str], None]):
+    """The agent's adapter source: the registry's adapter in use, if it was trained on this base model.
+
+    An adapter for another base is refused with a message (once per adapter) and the base model is used.
+    """
+    from echo_agent.updater.registry import AdapterError, check_adapter, current_adapter, model_identity
+
+    base_hash: list[str] = []
+    refused: set[str] = set()
+
+    def source() -> tuple[str | None, Path | None]:
+        adapter_id, path = current_adapter(store)
+        if path is None:
+            return None, None
+        if not base_hash:
+            base_hash.append(model_identity(model)[1])
+        try:
+            check_adapter(path, base_hash[0])
+        except AdapterError as e:
+            if adapter_id not in refused:
+                warn(f"warning: {e}. Using the base model.")
+                refused.add(adapter_id)
+            return None, None
+        return adapter_id, path
+
+    return source

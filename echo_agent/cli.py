@@ -86,7 +86,8 @@ def _run_assistant(tasks, *, model, backend, adapter, max_steps, yes, no_record,
         config = AgentConfig(max_steps=max_steps, yes=yes, command_timeout=settings.command_timeout,
                              recall=not no_recall)
         with open_agent(settings=settings, config=config, ui=ui, backend=backend, model=model, adapter=adapter,
-                        script=script, db=db, record=not no_record) as agent:
+                        script=script, db=db, record=not no_record,
+                        warn=lambda m: typer.echo(m, err=True)) as agent:
             status, parent = "done", None
             for task in tasks:
                 try:

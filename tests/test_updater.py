@@ -369,3 +369,19 @@ def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store,
     assert script.adapter == path and policy.adapter == path
     assert filled_store.get_episode(first.episode_id)["adapter_id"] is None
     assert filled_store.get_episode(second.episode_id)["adapter_id"] == report.adapter_id
+
+
+def test_the_agent_refuses_an_adapter_trained_on_another_base(store, isolated_home, tiny_model_dir):
+    from echo_agent.assistant import registry_adapter_source
+
+    path = isolated_home / "adapters" / "a0001"
+    path.mkdir(parents=True)
+    for name in registry.ADAPTER_FILES:
+        (path / name).write_text("{}")
+    (path / registry.META_FILE).write_text(json.dumps({"base_model": "other-model", "base_hash": "f" * 64}))
+    store.insert_adapter(id="a0001", path=str(path), status="promoted", base_model="other-model",
+                         base_hash="f" * 64, trained_through_seq=0, n_env_tokens=0)
+    warnings: list[str] = []
+    source = registry_adapter_source(store, tiny_model_dir, warnings.append)
+    assert source() == (None, None) and source() == (None, None)
+    assert len(warnings) == 1 and "trained on other-model" in warnings[0] and "base model" in warnings[0]

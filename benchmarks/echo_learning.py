@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 from rich.console import Console
 from rich.table import Table
@@ -74,14 +73,13 @@ def record(store, shell, jobs: list[tuple[str, str]], facts: dict[str, dict[str,
     from echo_agent.models.scripted import ScriptedBackend
     from echo_agent.prompting import SYSTEM_PROMPT
 
-    config = AgentConfig(examples=0, yes=True)
-    minimal = [{"role": "system", "content": SYSTEM_PROMPT}]  # no worked example: fewer tokens per episode
-    with mock.patch("echo_agent.agent.build_prompt", lambda task, store, k: list(minimal)):
-        for template, f in jobs:
-            command = template.format(f=f)
-            key = next((k for k in facts[f] if k in command), "settings")
-            replies = [f"```bash\n{command}\n```", f"```answer\n{answer_for(command, facts[f])}\n```"]
-            Agent(ScriptedBackend(replies), shell, store, config=config).run(f"{key} of {f.removesuffix('.conf')}")
+    # No worked example: fewer tokens per episode.
+    config = AgentConfig(examples=0, yes=True, prompt=[{"role": "system", "content": SYSTEM_PROMPT}])
+    for template, f in jobs:
+        command = template.format(f=f)
+        key = next((k for k in facts[f] if k in command), "settings")
+        replies = [f"```bash\n{command}\n```", f"```answer\n{answer_for(command, facts[f])}\n```"]
+        Agent(ScriptedBackend(replies), shell, store, config=config).run(f"{key} of {f.removesuffix('.conf')}")
 
 
 def episode_windows(store, tokenizer, max_seq_len: int) -> list:

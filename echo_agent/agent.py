@@ -60,6 +60,9 @@ class AgentConfig:
     """Approve every command except the deny list."""
     examples: int = 4
     """In-context task → command examples in the prompt."""
+    prompt: list[dict[str, str]] | None = None
+    """A fixed prompt (system message and any examples) instead of the built one; benchmarks use a short one,
+    since every prompt token costs training time."""
     prefill: bool = True
     """Open the model's replies: "```bash" for a new task's first reply, "```" after it (a small model needs
     this: left alone it often answers in prose)."""
@@ -189,7 +192,10 @@ class Agent:
     def run(self, task: str, parent_episode_id: str | None = None) -> EpisodeResult:
         """One episode: returns when the model answers or a limit is hit; KeyboardInterrupt is recorded."""
         self._pick_adapter()
-        prompt = build_prompt(task, self.store, self.config.examples)
+        if self.config.prompt is not None:
+            prompt = [dict(m) for m in self.config.prompt]
+        else:
+            prompt = build_prompt(task, self.store, self.config.examples)
         earlier = self._earlier_turns(parent_episode_id)
         episode_id = None
         if self.store is not None:
@@ -338,11 +344,11 @@ class Agent:
         if self.adapter is None:
             return
         adapter_id, path = self.adapter()
-        current = self.policy.adapter
-        if (Path(path) if path else None) != (Path(current) if current else None):
-            self.policy.use_adapter(path)
-            if self.predictor is not self.policy:
-                self.predictor.use_adapter(path)
+        want = Path(path) if path else None
+        for backend in {id(b): b for b in (self.policy, self.predictor)}.values():
+            current = backend.adapter
+            if want != (Path(current) if current else None):
+                backend.use_adapter(path)
         self.adapter_id = adapter_id
 
     def _earlier_turns(self, parent_episode_id: str | None) -> list:

@@ -226,3 +226,18 @@ def test_a_reply_that_repeats_a_line_is_cut_short(workspace, store):
     with shell:
         result = agent.run("what port")
     assert result.status == "done" and result.answer == "The port is 8123.\nThe port is 8123."
+
+
+def test_policy_and_a_separate_predictor_both_follow_the_adapter_in_use(workspace, store, tmp_path):
+    current = {"value": ("a0001", tmp_path / "a0001")}
+    policy = ScriptedBackend(["```answer\na\n```", "```answer\nb\n```"])
+    predictor = ScriptedBackend([])
+    shell = ShellSession(cwd=workspace)
+    agent = Agent(policy, shell, store, predictor=predictor, adapter=lambda: current["value"],
+                  config=AgentConfig(prefill=False, prompt=[{"role": "system", "content": "short"}]))
+    with shell:
+        first = agent.run("q1")
+        current["value"] = (None, None)
+        agent.run("q2")
+    assert policy.adapters_used == predictor.adapters_used == [tmp_path / "a0001", None]
+    assert store.get_episode(first.episode_id)["prompt"] == {"messages": [{"role": "system", "content": "short"}]}

@@ -65,7 +65,7 @@ def retrieval_command(
     = "embedded",
     suite_file: Annotated[Path | None, typer.Option("--suite", help="A YAML/JSON suite of your own tasks "
                                                     "(see README).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training passes per update cycle.")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training passes per update cycle.")] = 5,
     train: Annotated[list[str] | None, typer.Option("--train", help="More TrainConfig settings as KEY=VALUE "
                                                     "(lr=5e-4, lora_r=8, …); repeatable.")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Recall threshold (min token log-prob; "

@@ -55,6 +55,25 @@ def recall_precision(store: TrajectoryStore) -> dict[str, Any]:
             "precision": right / checked if checked else None, "threshold": threshold}
 
 
+CALIBRATION_THRESHOLDS = (-0.05, -0.1, -0.25, -0.5, -1.0, -1.5, -2.0, -3.0, -5.0)
+
+
+def calibration(store: TrajectoryStore, thresholds: tuple[float, ...] = CALIBRATION_THRESHOLDS) -> list[dict]:
+    """Recall precision and coverage at each threshold, from retrievals that were predicted in full and executed
+    (`--verify all`): coverage = share of those retrievals whose weakest token clears the threshold (they would
+    be recalled), precision = share of those whose prediction was exactly right."""
+    rows = store.conn.execute(
+        "SELECT confidence_min, verified FROM step WHERE kind='retrieval' AND source='executed' "
+        "AND verified IS NOT NULL AND confidence_min IS NOT NULL").fetchall()
+    out = []
+    for t in thresholds:
+        kept = [v for c, v in rows if c >= t]
+        out.append({"threshold": t, "checked": len(rows), "covered": len(kept),
+                    "coverage": len(kept) / len(rows) if rows else None,
+                    "precision": sum(kept) / len(kept) if kept else None})
+    return out
+
+
 def adapter_history(store: TrajectoryStore) -> list[dict[str, Any]]:
     """Every adapter, oldest first, with the held-out env CE before (current) and after (candidate) it."""
     out = []
@@ -69,7 +88,8 @@ def adapter_history(store: TrajectoryStore) -> list[dict[str, Any]]:
 
 def collect(store: TrajectoryStore, min_episodes: int = 2) -> dict[str, Any]:
     return {"store": str(store.path), "tasks": lookup_history(store, min_episodes),
-            "recall": recall_precision(store), "adapters": adapter_history(store)}
+            "recall": recall_precision(store), "calibration": calibration(store),
+            "adapters": adapter_history(store)}
 
 
 def plot_stats(stats: dict[str, Any], path: str | Path, top: int = 8) -> Path:

@@ -86,3 +86,18 @@ def test_stats_cli_json_table_and_plot(store, isolated_home, tmp_path):
     bad.write_text("not a database")
     broken = runner.invoke(app, ["stats", "--db", str(bad)])
     assert broken.exit_code == 1 and "not a usable echo-agent store" in broken.output
+
+
+def test_calibration_gives_precision_and_coverage_per_threshold(isolated_home):
+    from echo_agent.memory.store import TrajectoryStore
+    from echo_agent.stats import calibration
+
+    with TrajectoryStore(isolated_home / "calib.db") as store:
+        eid = store.start_episode(store.start_session(), "t", [])
+        for conf, right in [(-0.01, 1), (-0.2, 1), (-0.3, 0), (-2.5, 0), (-4.0, 1)]:
+            store.record_step(eid, reply="r", command="cat x", output="x\n", status="[exit 0]", kind="retrieval",
+                              predicted_output="x\n[exit 0]", confidence_min=conf, verified=right)
+        curve = {row["threshold"]: row for row in calibration(store, (-0.1, -0.5, -5.0))}
+    assert curve[-0.1]["covered"] == 1 and curve[-0.1]["precision"] == 1.0
+    assert curve[-0.5]["covered"] == 3 and curve[-0.5]["precision"] == 2 / 3
+    assert curve[-5.0]["coverage"] == 1.0 and curve[-5.0]["precision"] == 3 / 5

@@ -91,7 +91,7 @@ def retrieval_command(
     """
     from rich.console import Console
 
-    from echo_agent.bench.report import plot, result_line, rounds_table
+    from echo_agent.bench.report import calibration_table, plot, result_line, rounds_table
     from echo_agent.bench.run import ARMS, Bench, BenchConfig
     from echo_agent.bench.suite import SuiteError, load_suite
     from echo_agent.cli import fail
@@ -123,6 +123,8 @@ def retrieval_command(
         return
     console = Console() if Console().is_terminal else Console(width=150)  # a log keeps the whole table
     console.print(rounds_table(report))
+    if (calib := calibration_table(report)) is not None:
+        console.print(calib)
     if report["stopped_early"]:
         console.print(f"[yellow]stopped early: the {minutes:g}-minute budget was spent[/yellow]")
     console.print(f"plot: {png}\nreport, homes and workspace: {report['root']}")

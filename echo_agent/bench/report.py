@@ -40,6 +40,26 @@ def rounds_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def calibration_table(report: dict[str, Any]) -> Table | None:
+    """Precision and coverage of recall at each threshold (only when retrievals were predicted and executed)."""
+    arms = {name: arm.get("calibration") or [] for name, arm in report["arms"].items()}
+    if not any(row["checked"] for rows in arms.values() for row in rows[:1]):
+        return None
+    table = Table(title="recall calibration (predicted and executed retrievals): precision / coverage")
+    table.add_column("threshold (min log-prob)", justify="right")
+    for name in arms:
+        table.add_column(name, justify="right")
+    thresholds = [row["threshold"] for row in next(iter(arms.values()))]
+    for i, t in enumerate(thresholds):
+        cells = []
+        for rows in arms.values():
+            r = rows[i]
+            cells.append(f"{_num(r['precision'])} / {_num(r['coverage'])} ({r['covered']}/{r['checked']})"
+                         if r["checked"] else "–")
+        table.add_row(f"{t:g}", *cells)
+    return table
+
+
 def result_line(report: dict[str, Any]) -> str:
     """`RESULT learning_ratio=… frozen_ratio=… accuracy=… paraphrased_ratio=… minutes=…` (na when unknown)."""
     parts = []

@@ -160,6 +160,7 @@ class Bench:
         from echo_agent.memory.store import TrajectoryStore
         from echo_agent.models.scripted import ScriptedBackend
         from echo_agent.shell import ShellSession
+        from echo_agent.stats import calibration
         from echo_agent.updater import registry
 
         root = Path(self.cfg.out_dir) if self.cfg.out_dir else Path(tempfile.mkdtemp(prefix="echo-bench-"))
@@ -206,6 +207,7 @@ class Bench:
                         self.say(f"learning cycle after round {round_no}: {summary['cycle']['message']}")
                 if self.stopped_early:
                     break
+            calibrations = {name: calibration(arm["store"]) for name, arm in arms.items()}
         minutes = (time.monotonic() - self.started) / 60
         report = {
             "suite": self.suite.name, "root": str(root), "stopped_early": self.stopped_early,
@@ -214,7 +216,8 @@ class Bench:
                        "arms": list(self.cfg.arms)},
             "tasks": [{"question": t.question, "kind": t.kind, "commands": list(t.commands),
                        "paraphrased": list(t.paraphrased)} for t in self.suite.tasks],
-            "arms": {name: {"home": str(arm["home"]), "rounds": arm["rounds"]} for name, arm in arms.items()},
+            "arms": {name: {"home": str(arm["home"]), "rounds": arm["rounds"], "calibration": calibrations[name]}
+                     for name, arm in arms.items()},
         }
         report["result"] = result_line_values(report)
         return report

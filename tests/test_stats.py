@@ -34,7 +34,7 @@ def store(isolated_home):
         _episode(s, sid, "what port?", [{"source": "recalled", "confidence_min": -0.1},
                                         {"source": "recalled", "confidence_min": -0.3}])
         _episode(s, sid, "once only", [{}, {"kind": "action", "command": "touch x"}])
-        _episode(s, sid, "who owns it", [{"confidence_min": -0.5, "verified": 0}])  # a verified recall: wrong
+        _episode(s, sid, "who owns it", [{"confidence_min": -0.2, "verified": 0}])  # a verified recall: wrong
         _episode(s, sid, "who owns it", [{"confidence_min": -3.0, "verified": 0}])  # not confident: not a recall
         s.insert_adapter(id="a0001", status="promoted", n_env_tokens=50,
                          metrics={"heldout_ce": {"base": 2.0, "current": 2.0, "candidate": 1.2}, "probe_rise": 0.01})

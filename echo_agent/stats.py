@@ -166,6 +166,12 @@ def stats_command(
     r = stats["recall"]
     prec = f"{r['verified_right']}/{r['verified']} = {r['precision']:.0%}" if r["verified"] else "none verified yet"
     console.print(f"recalls: {r['recalled']}; verified recall precision: {prec} (threshold {r['threshold']:g})")
+    checked = [c for c in stats["calibration"] if c["checked"]]
+    if checked:
+        line = "  ".join(f"{c['threshold']:g}: {c['precision']:.2f}/{c['coverage']:.2f}" if c["covered"]
+                         else f"{c['threshold']:g}: –/0.00" for c in checked)
+        console.print(f"calibration over {checked[0]['checked']} predicted-and-executed look-ups "
+                      f"(threshold: precision/coverage): {line}")
     if stats["adapters"]:
         ads = Table(title="adapters (held-out env CE, nats/token)")
         for col in ("id", "status", "created", "env tokens", "CE before", "CE after"):

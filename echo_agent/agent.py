@@ -328,9 +328,9 @@ class Agent:
             fields.update(source="recalled", output=prediction.output, status=prediction.status,
                           cwd_before=self.shell.cwd)
         if self.store is not None and result.episode_id is not None:
-            self.store.record_step(result.episode_id, reply=reply, command=command, result=shell_result,
-                                   kind=kind, note=note, trainable=shell_result is not None, **fields)
-            step = self.store.episode_steps(result.episode_id)[-1]  # as stored: redacted
+            step_id = self.store.record_step(result.episode_id, reply=reply, command=command, result=shell_result,
+                                             kind=kind, note=note, trainable=shell_result is not None, **fields)
+            step = self.store.get_step(step_id)  # as stored: redacted
         else:
             step = live_step(reply, command, shell_result, note=note,
                              source=fields.get("source", "executed"), output=fields.get("output", ""),

@@ -232,9 +232,6 @@ class Bench:
         for i, task in enumerate(self.suite.tasks):
             if self.out_of_time():
                 break
-            _, path = arm["adapter"]()
-            if predictor.adapter != (Path(path).resolve() if path else None):
-                predictor.use_adapter(path)  # the arms share the predictor: each uses its own adapter
             script.task, script.commands = task, task.commands_for(round_no)
             result = agent.run(task.question)
             if self.cfg.policy == "scripted":

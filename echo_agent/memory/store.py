@@ -137,7 +137,8 @@ def _under(path: str | None, directory: str) -> bool:
     return p == d or p.startswith(d.rstrip("/") + "/")
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Is a process with this pid running on this machine?"""
     if not pid:
         return False
     try:
@@ -282,6 +283,10 @@ class TrajectoryStore:
             rows = rows if len(rows) == 1 else []
         return _decode_episode(rows[0]) if rows else None
 
+    def get_step(self, step_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM step WHERE id=?", [step_id])
+        return rows[0] if rows else None
+
     def episode_steps(self, episode_id: str) -> list[dict]:
         return self._rows("SELECT * FROM step WHERE episode_id=? ORDER BY idx", [episode_id])
 
@@ -309,7 +314,7 @@ class TrajectoryStore:
         host = socket.gethostname()
         rows = self._rows("SELECT e.*, s.hostname FROM episode e JOIN session s ON s.id=e.session_id "
                           "WHERE e.status='running'")
-        dead = [r["id"] for r in rows if r["hostname"] == host and not _pid_alive(r["pid"])]
+        dead = [r["id"] for r in rows if r["hostname"] == host and not pid_alive(r["pid"])]
         if dead:
             with self._write() as c:
                 c.executemany("UPDATE episode SET status='aborted', ended_at=? WHERE id=? AND status='running'",

@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from echo_agent.memory.store import pid_alive
+
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
 
@@ -120,21 +122,11 @@ def cleanup_temp(root: Path) -> list[Path]:
         return removed
     for d in root.glob(".tmp-*"):
         pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def current_adapter(store: TrajectoryStore) -> tuple[str | None, Path | None]:

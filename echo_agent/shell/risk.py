@@ -11,8 +11,9 @@ commands (`git`, `find`, `sed`, `awk`, package managers, …) are classified by 
 The deny list is checked on every argv, whatever else the command is.
 
 Where things live: this module holds the public API, the AST walker and the deny list; risk_commands.py holds
-the rules for commands classified by their arguments (git, find, sed, awk, curl, package managers, …) and the
-argv parsing helpers; risk_tables.py holds the levels and the command-name tables.
+the rules for commands classified by their arguments (find, sed, awk, curl, package managers, …), risk_git.py
+the rules for git, risk_argv.py the argv parsing helpers they share; risk_tables.py holds the levels and the
+command-name tables.
 
 The classifier fails closed: an unknown command is `writes` ("unknown command 'X'"), and a string bashlex cannot
 parse is `writes` ("could not parse"). An unparseable string is still scanned word by word, so `rm -rf /` hidden
@@ -43,7 +44,8 @@ from dataclasses import dataclass
 
 import bashlex
 
-from echo_agent.shell.risk_commands import HANDLERS, package_manager, parse_options, short_flags
+from echo_agent.shell.risk_argv import parse_options, short_flags
+from echo_agent.shell.risk_commands import HANDLERS, package_manager
 from echo_agent.shell.risk_tables import (
     CODE_RUNNERS,
     DASH_H_IS_NOT_HELP,

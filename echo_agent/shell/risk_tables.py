@@ -1,7 +1,7 @@
 """The data behind the risk classifier (risk.py): levels and the command-name tables it looks names up in.
 
-Nothing here decides anything: risk.py walks the command and applies the deny list, risk_commands.py holds the
-rules for commands classified by their arguments, and both read these tables.
+Nothing here decides anything: risk.py walks the command and applies the deny list, risk_commands.py and
+risk_git.py hold the rules for commands classified by their arguments, and they read these tables.
 """
 
 from __future__ import annotations

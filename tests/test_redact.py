@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from echo_agent.memory.redact import redact
+from echo_agent.memory.redact import literal_prefix, redact
 
 _R = random.Random(7)
 
@@ -178,6 +178,14 @@ def test_extra_patterns_and_idempotence():
     once, _ = redact("password=hunter2 " + GH)
     assert redact(once) == (once, 0)
     assert redact("") == ("", 0)
+
+
+@pytest.mark.parametrize("rx, prefix", [
+    ("-----BEGIN", "-----BEGIN"), ("gh[pousr]_", "gh"), ("xox[abposr]-", "xox"), ("A(?:KIA|SIA)", "A"),
+    ("ab*c", "a"), ("ab?", "a"), ("ab{2}", "a"), (r"\d+", ""), ("=(?<=d=)", "="), ("a.b", "a"),
+])
+def test_a_pass_runs_only_when_its_plain_prefix_is_in_the_text(rx, prefix):
+    assert literal_prefix(rx) == prefix
 
 
 def test_speed_on_terminal_text():

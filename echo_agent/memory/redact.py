@@ -80,19 +80,39 @@ def shannon_entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
+_META = re.compile(r"[\\.^$*+?{}\[\]|()]")
+
+
+def literal_prefix(rx: str) -> str:
+    """The plain text every match of `rx` starts with ("" when none is known)."""
+    m = _META.search(rx)
+    if m is None:
+        return rx
+    head = rx[: m.start()]
+    return head[:-1] if m.group() in "*?{" else head  # a quantifier makes the last character optional
+
+
+Start = tuple[re.Pattern[str], int, str]
+"""(where a branch can start, offset of the match from there, plain text that start begins with)."""
+
+
 @lru_cache(maxsize=32)
-def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], list[tuple[re.Pattern[str], int]]]:
-    """The one alternation of named groups, and the (literal, offset) passes that find where it can match."""
+def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], list[Start]]:
+    """The one alternation of named groups, and the (literal, offset, prefix) passes that find where it can
+    match."""
     branches = [f"(?P<{kind}>{rx})" for kind, _, _, rx in _PATTERNS]
     branches += [f"(?P<extra{i}>{rx})" for i, rx in enumerate(extra)]
-    # One pass per literal: a single literal is found at memchr speed, an alternation of them is not.
-    starts = [(re.compile(lit), offset) for _, lits, offset, _ in _PATTERNS for lit in lits]
-    starts += [(re.compile(rx), 0) for rx in extra]  # a user pattern has no known literal: its own matches
+    # One pass per literal: a single literal is found at memchr speed, an alternation of them is not. A pass
+    # runs only when its plain prefix is in the text at all (`in` costs a fraction of starting a regex scan,
+    # and most texts hold no `ghp_`, `-----BEGIN` or `eyJ`).
+    starts = [(re.compile(lit), offset, literal_prefix(lit)) for _, lits, offset, _ in _PATTERNS for lit in lits]
+    starts += [(re.compile(rx), 0, "") for rx in extra]  # a user pattern has no known literal: its own matches
     return re.compile("|".join(branches)), starts
 
 
-def _candidates(text: str, starts: list[tuple[re.Pattern[str], int]]) -> list[int]:
-    found = {max(0, m.start() + offset) for rx, offset in starts for m in rx.finditer(text)}
+def _candidates(text: str, starts: list[Start]) -> list[int]:
+    found = {max(0, m.start() + offset) for rx, offset, prefix in starts if prefix in text
+             for m in rx.finditer(text)}
     return sorted(found)
 
 

@@ -71,6 +71,17 @@ class Settings:
     """Relative env-CE gain a candidate needs over the current adapter."""
     forgetting_tolerance: float = 0.05
     """Largest relative rise of the forgetting-probe CE over the base model."""
+    replay_fraction: float = 0.5
+    """Older episodes replayed per cycle, as a fraction of the new training episodes (at least `replay_min`)."""
+    replay_min: int = 8
+    """Fewest older episodes replayed in a cycle (when there are that many), so a cycle with little new data does
+    not take many passes over a few look-ups alone and overwrite similar older facts."""
+    retention_episodes: int = 32
+    """Older episodes (a seeded sample) on which the gate checks that the candidate keeps what the adapter in use
+    can recall."""
+    retention_tolerance: float = 0.05
+    """Largest fraction of the older steps the adapter in use can recall (every env token's CE within the recall
+    threshold) that a candidate may lose."""
     # --- recall ---
     recall_threshold: float = -0.25
     """Minimum token log-prob a prediction needs to be used instead of running the command. Chosen from measured

@@ -82,7 +82,9 @@ def adapter_history(store: TrajectoryStore) -> list[dict[str, Any]]:
         out.append({"id": a["id"], "status": a["status"], "created_at": a["created_at"],
                     "n_env_tokens": a["n_env_tokens"], "heldout_ce_before": ce.get("current"),
                     "heldout_ce": ce.get("candidate"), "heldout_ce_base": ce.get("base"),
-                    "probe_rise": (a["metrics"] or {}).get("probe_rise")})
+                    "probe_rise": (a["metrics"] or {}).get("probe_rise"),
+                    "recalls_lost": ((a["metrics"] or {}).get("retention") or {}).get("lost"),
+                    "recalls_known": ((a["metrics"] or {}).get("retention") or {}).get("known")})
     return out
 
 
@@ -174,12 +176,13 @@ def stats_command(
                       f"(threshold: precision/coverage): {line}")
     if stats["adapters"]:
         ads = Table(title="adapters (held-out env CE, nats/token)")
-        for col in ("id", "status", "created", "env tokens", "CE before", "CE after"):
+        for col in ("id", "status", "created", "env tokens", "CE before", "CE after", "recalls lost"):
             ads.add_column(col)
         for a in stats["adapters"]:
             ads.add_row(a["id"], a["status"], (a["created_at"] or "")[:19], str(a["n_env_tokens"] or "–"),
                         f"{a['heldout_ce_before']:.3f}" if a["heldout_ce_before"] is not None else "–",
-                        f"{a['heldout_ce']:.3f}" if a["heldout_ce"] is not None else "–")
+                        f"{a['heldout_ce']:.3f}" if a["heldout_ce"] is not None else "–",
+                        f"{a['recalls_lost']}/{a['recalls_known']}" if a["recalls_known"] else "–")
         console.print(ads)
     else:
         console.print("no adapters yet: `echo-agent update` trains one")

@@ -39,7 +39,8 @@ def store(isolated_home):
         s.insert_adapter(id="a0001", status="promoted", n_env_tokens=50,
                          metrics={"heldout_ce": {"base": 2.0, "current": 2.0, "candidate": 1.2}, "probe_rise": 0.01})
         s.insert_adapter(id="a0002", status="rejected", n_env_tokens=20,
-                         metrics={"heldout_ce": {"base": 2.0, "current": 1.2, "candidate": 1.19}})
+                         metrics={"heldout_ce": {"base": 2.0, "current": 1.2, "candidate": 1.19},
+                                  "retention": {"known": 10, "lost": 4, "lost_fraction": 0.4}})
         yield s
 
 
@@ -62,6 +63,7 @@ def test_adapter_history_reads_the_stored_metrics(store):
     ads = adapter_history(store)
     assert [(a["id"], a["status"], a["heldout_ce"], a["heldout_ce_before"]) for a in ads] == [
         ("a0001", "promoted", 1.2, 2.0), ("a0002", "rejected", 1.19, 1.2)]
+    assert [(a["recalls_lost"], a["recalls_known"]) for a in ads] == [(None, None), (4, 10)]
 
 
 def test_plot_and_empty_store(store, isolated_home, tmp_path):

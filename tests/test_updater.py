@@ -22,7 +22,7 @@ from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
 from echo_agent.transcript import render_episode
 from echo_agent.updater import registry
-from echo_agent.updater.cycle import UpdateBusy, run_cycle, update_lock
+from echo_agent.updater.cycle import UpdateBusy, retention, run_cycle, update_lock
 from echo_agent.updater.dataset import select_cycle_data, tokenize_episode, windows
 from echo_agent.updater.train import TrainConfig, evaluate, train
 
@@ -226,6 +226,10 @@ def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokeniz
 # --- the cycle and the registry ---------------------------------------------------------------------------
 
 
+ACCEPT_ANY = {"gate_margin": -10.0, "retention_tolerance": 1.0}
+"""Gate settings under which any candidate is promoted."""
+
+
 def cycle(store, home, tiny_model_dir, **gate):
     s = Settings.load(**gate)
     return run_cycle(store, s, home=home, model=tiny_model_dir, cfg=TrainConfig(epochs=2, lr=5e-3), device="cpu")
@@ -242,7 +246,7 @@ def test_empty_store_and_only_redacted_steps_have_nothing_to_train(store, isolat
 
 
 def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_home, tiny_model_dir):
-    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)  # accept any candidate
+    report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert report.status == "promoted" and report.adapter_id == "a0001"
     row = filled_store.get_adapter("a0001")
     assert row["status"] == "promoted" and row["metrics"]["heldout_ce"]["candidate"] > 0
@@ -265,11 +269,37 @@ def test_gate_rejects_without_enough_gain(filled_store, isolated_home, tiny_mode
     assert registry.current_adapter(filled_store) == (None, None)
 
 
+def test_retention_counts_recallable_steps_the_candidate_loses():
+    before = {"kept": [0.1, 10, 0.02], "lost": [0.2, 10, 0.2], "unknown": [5.0, 10, 3.0], "gone": [0.1, 5, 0.01]}
+    after = {"kept": [0.1, 10, 0.24], "lost": [2.0, 10, 5.9], "unknown": [0.1, 10, 0.01]}
+    r = retention(before, after, threshold=-0.25)
+    assert (r["known"], r["lost"], sorted(r["lost_steps"])) == (3, 2, ["gone", "lost"])
+    assert r["lost_fraction"] == pytest.approx(2 / 3)
+    assert retention({}, {}, -0.25)["lost_fraction"] == 0.0
+
+
+def test_later_cycles_replay_and_check_older_episodes(filled_store, isolated_home, tiny_model_dir, tmp_path,
+                                                      smollm2_tokenizer):
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
+    since = filled_store.get_adapter(first.adapter_id)["trained_through_seq"]
+    record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 1)
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=since, replay_min=5, retention_episodes=7)
+    old = {s["episode_id"] for s in filled_store.iter_steps() if s["seq"] <= since}
+    assert len(data.replay_episode_ids) == 5 and set(data.replay_episode_ids) <= old  # the floor, not 1 of 2 new
+    assert len({w.episode_id for w in data.retention}) == 7 and {w.episode_id for w in data.retention} <= old
+    # A gate that tolerates no loss at all still reports what it measured; one that tolerates none below zero
+    # rejects even a candidate that lost nothing.
+    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0, retention_tolerance=-1.0)
+    assert report.status == "rejected" and report.metrics["retention"]["lost_fraction"] >= 0.0
+    assert filled_store.get_adapter(report.adapter_id)["metrics"]["gate"]["retention_tolerance"] == -1.0
+    assert registry.current_adapter(filled_store)[0] == first.adapter_id
+
+
 def test_corrupt_adapter_is_refused_and_the_previous_stays_in_use(filled_store, isolated_home, tiny_model_dir,
                                                                    tmp_path):
-    first = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 2)
-    second = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    second = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert (first.status, second.status) == ("promoted", "promoted")
     (Path(filled_store.get_adapter(second.adapter_id)["path"]) / "adapter_model.safetensors").unlink()
     assert registry.current_adapter(filled_store)[0] == first.adapter_id
@@ -278,16 +308,16 @@ def test_corrupt_adapter_is_refused_and_the_previous_stays_in_use(filled_store, 
 
 
 def test_adapter_for_another_base_is_refused(filled_store, isolated_home, tiny_model_dir):
-    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     path = Path(filled_store.get_adapter(report.adapter_id)["path"])
     with pytest.raises(registry.AdapterError, match="trained on"):
         registry.check_adapter(path, "0" * 64)
 
 
 def test_promote_and_rollback(filled_store, isolated_home, tiny_model_dir, tmp_path):
-    first = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 2)
-    second = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    second = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert registry.rollback(filled_store) == (second.adapter_id, first.adapter_id)
     assert registry.current_adapter(filled_store)[0] == first.adapter_id
     registry.promote(filled_store, second.adapter_id)
@@ -332,7 +362,7 @@ def test_sigkill_during_training_promotes_nothing_and_is_cleaned_up(filled_store
     proc.wait()
     assert filled_store.get_adapter("a0001")["status"] == "candidate"
     assert registry.current_adapter(filled_store) == (None, None)
-    report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert not tmp_dir.exists()
     assert filled_store.get_adapter("a0001")["status"] == "rejected"
     assert report.status == "promoted" and report.adapter_id == "a0002"
@@ -345,7 +375,7 @@ def test_one_huge_output_trains_within_the_window(store, isolated_home, tiny_mod
     record_lookups(store, ws, {"big.txt": big, "small.conf": "a = 1\n"}, 2)
     steps = list(store.iter_steps())
     assert any(s["truncated"] for s in steps)
-    report = cycle(store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+    report = cycle(store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert report.status == "promoted"
     assert report.metrics["train"]["tokens"] <= 2 * 2048 * report.metrics["train"]["steps"]
 
@@ -363,7 +393,7 @@ def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store,
                       adapter=lambda: registry.current_adapter(filled_store))
         first = agent.run("show svc0.conf")
         assert policy.adapter is None and script.adapter is None
-        report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0)
+        report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
         second = agent.run("show svc0.conf")
     path = Path(filled_store.get_adapter(report.adapter_id)["path"])
     assert script.adapter == path and policy.adapter == path

@@ -110,15 +110,17 @@ def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="adapters (▶ in use; CE in nats per env token)")
-    for col in ("", "id", "status", "parent", "data to", "held-out CE", "probe CE"):
+    table = Table(title="adapters (▶ in use; CE in nats per env token)",
+                  caption="lost: older recallable steps the candidate lost / had")
+    for col in ("", "id", "status", "parent", "data to", "held-out CE", "probe CE", "lost"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         m = r.get("metrics") or {}
-        h, p = m.get("heldout_ce", {}), m.get("probe_ce", {})
+        h, p, k = m.get("heldout_ce", {}), m.get("probe_ce", {}), m.get("retention", {})
         table.add_row("▶" if r["id"] == in_use else "", r["id"], r["status"], r["parent_id"] or "",
                       str(r["trained_through_seq"]), f"{h['current']:.2f}→{h['candidate']:.2f}" if h else "",
-                      f"{p['base']:.2f}→{p['candidate']:.2f}" if p else "")
+                      f"{p['base']:.2f}→{p['candidate']:.2f}" if p else "",
+                      f"{k['lost']}/{k['known']}" if k.get("known") else "")
     Console().print(table)
 
 

@@ -239,6 +239,9 @@ class CycleData:
     replay_episode_ids: list[str]
     trained_through_seq: int
     boundary_tokens: int = 0
+    retention: list[Window] = field(default_factory=list)
+    """Older episodes (a seeded sample, replayed or not), all trainable steps labelled: what the current adapter
+    already learned, which the candidate must not forget."""
 
     @property
     def n_train_env_tokens(self) -> int:
@@ -262,14 +265,18 @@ def select_cycle_data(
     heldout_fraction: float = 0.10,
     duplicate_cap: int = 3,
     replay_fraction: float = 0.5,
+    replay_min: int = 8,
+    retention_episodes: int = 32,
     seed: int = 0,
 ) -> CycleData:
     """The cycle's training and held-out windows.
 
     New data: episodes with trainable steps newer than `since_seq`. The newest `heldout_fraction` of them (at
-    least one) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes, about
-    `replay_fraction` times as many as the new training episodes, so earlier facts are rehearsed. Within one
-    training set, identical (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled.
+    least one) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes,
+    `replay_fraction` times as many as the new training episodes and at least `replay_min`, so earlier facts are
+    rehearsed; a cycle with little new data would otherwise take many passes over a few look-ups and overwrite
+    similar older facts. Within one training set, identical (command, output, cwd_before) steps beyond
+    `duplicate_cap` are rendered unlabelled. Retention: up to `retention_episodes` older episodes for the gate.
     """
     import random
 
@@ -286,8 +293,9 @@ def select_cycle_data(
     rng = random.Random(seed)
     old_ids = sorted({s["episode_id"] for s in store.iter_steps(since_seq=0, trainable_only=True)
                       if s["seq"] <= since_seq} - set(new_by_episode))
-    n_replay = min(len(old_ids), math.ceil(len(train_eps) * replay_fraction)) if since_seq else 0
+    n_replay = min(len(old_ids), max(replay_min, math.ceil(len(train_eps) * replay_fraction))) if train_eps else 0
     replay_eps = [store.get_episode(e) for e in rng.sample(old_ids, n_replay)]
+    retention_eps = [store.get_episode(e) for e in rng.sample(old_ids, min(len(old_ids), retention_episodes))]
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
@@ -322,6 +330,9 @@ def select_cycle_data(
         ws, b = episode_windows(ep, is_trainable)
         heldout += ws
         boundary += b
+    retention: list[Window] = []
+    for ep in retention_eps:
+        retention += episode_windows(ep, is_trainable)[0]
     return CycleData(
         train=[w for w in train if w.n_env_tokens],
         heldout=[w for w in heldout if w.n_env_tokens],
@@ -331,6 +342,7 @@ def select_cycle_data(
         replay_episode_ids=[e["id"] for e in replay_eps],
         trained_through_seq=_trained_through(new_steps, {e["id"] for e in heldout_eps}, since_seq),
         boundary_tokens=boundary,
+        retention=[w for w in retention if w.n_env_tokens],
     )
 
 

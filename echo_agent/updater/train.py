@@ -227,7 +227,8 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
              per_step: dict[str, list[float]] | None = None) -> tuple[float, int]:
     """(mean env-token CE in nats/token, env-token count) of `model` on `windows`.
 
-    With `per_step`, each step's env-token CE sum and count are accumulated there (step id -> [sum, n]).
+    With `per_step`, each step's env-token CE sum, count and largest token CE are accumulated there (step id ->
+    [sum, n, max]); the largest is the teacher-forced counterpart of recall's confidence (the weakest token).
     """
     import torch
 
@@ -245,12 +246,15 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
             total += float((ce * env).sum().item())
             n += int(env.sum().item())
             if per_step is not None:
+                rows = ce.float().cpu().tolist()
                 for row, w in enumerate(batch):
                     for t in range(1, len(w.input_ids)):
                         if w.env_mask[t] and w.step_ids[t] is not None:
-                            acc = per_step.setdefault(w.step_ids[t], [0.0, 0])
-                            acc[0] += float(ce[row, t - 1])
+                            acc = per_step.setdefault(w.step_ids[t], [0.0, 0, 0.0])
+                            x = rows[row][t - 1]
+                            acc[0] += x
                             acc[1] += 1
+                            acc[2] = max(acc[2], x)
     if was_training:
         model.train()
     return (total / n if n else float("nan")), n

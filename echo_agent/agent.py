@@ -293,6 +293,9 @@ class Agent:
             pred = recall.predict(self.predictor, messages, reply)
             self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
             return
+        if not self._stable(command):  # never recalled: not worth a prediction
+            self._record(result, reply, command, risk=risk, shell_result=self._run(command))
+            return
         pred = recall.predict(self.predictor, messages, reply, min_logprob=threshold)
         if not pred.confident(threshold):
             self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
@@ -303,6 +306,15 @@ class Agent:
             self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
             return
         self._record(result, reply, command, risk=risk, prediction=pred, recalled=True)
+
+    def _stable(self, command: str) -> bool:
+        """Whether `command` may be recalled here: its newest `recall_min_runs` runs in this directory agree (with
+        no store there is no history: never)."""
+        n = self.settings.recall_min_runs
+        if n <= 0:
+            return True
+        runs = self.store.recent_runs(command, self.shell.cwd, n) if self.store is not None else []
+        return len(runs) >= n and len(set(runs)) == 1
 
     @property
     def threshold(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections import Counter
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from echo_agent.bench.run import Bench, BenchConfig
 from echo_agent.bench.suite import SuiteError, load_suite, parse_suite
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.cli import app
+from echo_agent.config import Settings
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
 
@@ -148,11 +150,34 @@ def _real_outputs(suite, tmp_path, rounds=(1,)):
                 for t in suite.tasks for n in rounds for c in t.commands_for(n)}
 
 
+ANY_HISTORY = Settings(recall_min_runs=0)
+"""Recall from the first run on, so a predictor that already knows the world recalls in round 1."""
+
+
+def test_recall_waits_until_a_command_has_run_twice_with_one_output(tmp_path):
+    suite = generated_suite(1, 4)
+    known = _real_outputs(suite, tmp_path, rounds=(1, 2))  # a predictor that knows every command
+    cfg = BenchConfig(rounds=3, tasks=4, seed=1, arms=("frozen",), verify_fraction=0.0, out_dir=tmp_path / "b")
+    r1, r2, r3 = Bench(cfg, suite, settings=Settings(), make_predictor=lambda: ScriptedBackend(predictions=known)
+                       ).run()["arms"]["frozen"]["rounds"]
+    runs: Counter[str] = Counter()  # a look-up is recalled once it has run twice (one output: the world is fixed)
+    expected = []
+    for n in (1, 2, 3):
+        expected.append(0)
+        for c in (c for t in suite.tasks for c in t.commands_for(n)):
+            expected[-1] += runs[c] >= 2
+            runs[c] += runs[c] < 2
+    assert [r["recalls"] for r in (r1, r2, r3)] == expected and expected[0] == 0 and expected[2] > expected[1]
+    assert r1["accuracy"] == r2["accuracy"] == r3["accuracy"] == 1.0
+    # Round 3: repeated look-ups have run twice (rounds 1 and 2); a paraphrase has run once (round 2).
+    assert r3["executed_per_task_repeated"] == 0 and r3["executed_per_task_paraphrased"] == 1.0
+
+
 def test_confident_recall_replaces_look_ups_and_the_report_says_so(tmp_path):
     suite = generated_suite(1, 4)
     known = _real_outputs(suite, tmp_path)  # the predictor knows round 1's commands, not the paraphrases
     cfg = BenchConfig(rounds=2, tasks=4, seed=1, arms=("frozen",), verify_fraction=0.0, out_dir=tmp_path / "b")
-    report = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(predictions=known)).run()
+    report = Bench(cfg, suite, settings=ANY_HISTORY, make_predictor=lambda: ScriptedBackend(predictions=known)).run()
     r1, r2 = report["arms"]["frozen"]["rounds"]
     n_lookups = sum(len(t.commands) for t in suite.tasks)
     assert r1["recalls"] == n_lookups == r1["recalls_exact"] and r1["executed"] == 0 and r1["accuracy"] == 1.0
@@ -179,8 +204,8 @@ def test_verify_all_runs_every_look_up_and_measures_precision(tmp_path):
     first = suite.tasks[0].commands[0]
     known[first] = "something else entirely\n[exit 0]"  # one confident, wrong prediction
     cfg = BenchConfig(rounds=1, tasks=4, arms=("frozen",), verify="all", out_dir=tmp_path / "b")
-    (r1,) = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(predictions=known)).run()["arms"]["frozen"][
-        "rounds"]
+    (r1,) = Bench(cfg, suite, settings=ANY_HISTORY, make_predictor=lambda: ScriptedBackend(predictions=known)).run()[
+        "arms"]["frozen"]["rounds"]
     n_lookups = sum(len(t.commands) for t in suite.tasks)
     wrong = sum(c == first for t in suite.tasks for c in t.commands)
     assert r1["executed"] == n_lookups and r1["recalls"] == 0
@@ -193,8 +218,8 @@ def test_a_wrong_confident_recall_fails_the_task(tmp_path):
     known = _real_outputs(suite, tmp_path)
     known = {c: "nothing useful here\n[exit 0]" for c in known}
     cfg = BenchConfig(rounds=1, tasks=2, arms=("frozen",), verify_fraction=0.0, out_dir=tmp_path / "b")
-    (r1,) = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(predictions=known)).run()["arms"]["frozen"][
-        "rounds"]
+    (r1,) = Bench(cfg, suite, settings=ANY_HISTORY, make_predictor=lambda: ScriptedBackend(predictions=known)).run()[
+        "arms"]["frozen"]["rounds"]
     assert r1["recalls"] == sum(len(t.commands) for t in suite.tasks) and r1["accuracy"] == 0.0
     assert r1["recalls_exact"] == 0
 

@@ -41,10 +41,16 @@ def store(isolated_home):
         yield s
 
 
-def run_episode(ws, store, predictions, replies=None, ui=None, **config):
+def run_episode(ws, store, predictions, replies=None, ui=None, history=2, **config):
+    """One episode; before it, `history` runs of its first command without recall (a command is recalled only
+    once its newest runs agree: Settings.recall_min_runs, 2 by default)."""
     replies = replies or ["```bash\ncat app.conf\n```", "```answer\n8123\n```"]
-    backend = ScriptedBackend(replies, predictions)
     with CountingShell(cwd=ws) as shell:
+        for _ in range(history):
+            Agent(ScriptedBackend(replies[:1] + ["```answer\nseen\n```"]), shell, store,
+                  config=AgentConfig(examples=0, recall=False), ui=RecordingUI()).run("earlier")
+        shell.ran.clear()
+        backend = ScriptedBackend(replies, predictions)
         agent = Agent(backend, shell, store, config=AgentConfig(examples=0, **config), ui=ui or RecordingUI())
         result = agent.run("what port")
     return result, shell, store.episode_steps(result.episode_id)
@@ -60,6 +66,49 @@ def test_confident_prediction_is_recalled_and_the_shell_is_not_touched(ws, store
     assert step["confidence_min"] == pytest.approx(-0.01) and step["confidence"] == step["confidence_min"]
     messages = render_episode(store.get_episode(result.episode_id), steps)
     assert messages[-1].content.startswith(obs.RECALL_MARKER + "\n") and messages[-1].env_spans == []
+
+
+@pytest.mark.parametrize("history", [0, 1])
+def test_a_command_seen_fewer_times_than_recall_min_runs_is_run_not_predicted(ws, store, history):
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)}, history=history,
+                                  recall_threshold=-0.5, verify="none")
+    assert shell.ran == ["cat app.conf"]
+    assert steps[0]["source"] == "executed" and steps[0]["predicted_output"] is None
+
+
+def test_a_command_whose_output_changed_is_not_recalled_until_it_is_stable_again(ws, store):
+    run_episode(ws, store, {}, history=1, recall=False)
+    (ws / "app.conf").write_text(CONF + "debug = on\n")
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "debug = on\n[exit 0]", -0.01)}, history=1,
+                                  recall_threshold=-0.5, verify="none")
+    assert shell.ran == ["cat app.conf"] and steps[0]["source"] == "executed"  # its two newest runs disagree
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "debug = on\n[exit 0]", -0.01)}, history=0,
+                                  recall_threshold=-0.5, verify="none")
+    assert shell.ran == [] and steps[0]["source"] == "recalled"  # now they agree
+
+
+def test_recent_runs_match_the_exact_command_in_the_same_directory(store, tmp_path):
+    from echo_agent.shell.result import ShellResult
+
+    sid = store.start_session()
+    ep = store.start_episode(sid, "t", [])
+
+    def ran(command, output, cwd="/srv", source="executed"):
+        r = ShellResult(command, output, "[exit 0]", "", 0, cwd, cwd, "2026-01-01T00:00:00+00:00", 1, False, False,
+                        len(output))
+        store.record_step(ep, reply="", command=command, result=r, source=source)
+
+    ran("cat a.conf", "one\n")
+    ran("cat a.conf", "two\n")
+    ran("cat a.conf | head", "x\n")
+    ran("cat a.conf", "elsewhere\n", cwd="/tmp")
+    ran("cat a.conf", "guess\n", source="recalled")
+    ran("curl -H 'Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123' x", "secret\n")
+    assert store.recent_runs("cat a.conf", "/srv", 5) == [("two\n", "[exit 0]"), ("one\n", "[exit 0]")]
+    assert store.recent_runs("cat a.conf", "/srv", 1) == [("two\n", "[exit 0]")]
+    assert store.recent_runs("cat a.conf", "/tmp", 5) == [("elsewhere\n", "[exit 0]")]
+    assert store.recent_runs("cat", "/srv", 5) == [] and store.recent_runs("|", "/srv", 5) == []
+    assert store.recent_runs("curl -H 'Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123' x", "/srv", 5) == []
 
 
 def test_the_weakest_token_decides_not_the_mean(ws, store):

@@ -404,6 +404,23 @@ class TrajectoryStore:
             "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank",
             [q, row[0], limit])
 
+    def recent_runs(self, command: str, cwd: str | None, n: int, window: int = 1000) -> list[tuple[str, str | None]]:
+        """(output, status) of the newest `n` executed runs of exactly `command` in `cwd`, newest first.
+
+        Found through the FTS index (the command's words in the command column), so no index on `command` is
+        paid by every write; only the newest `window` word matches are looked at. The command is redacted first,
+        as it was stored: a command holding a secret matches nothing.
+        """
+        command, hidden = redact(command, tuple(self.settings.redact_patterns))
+        q = fts_query(command)
+        if not q or hidden:
+            return []
+        return [(r["output"], r["status"]) for r in self._rows(
+            "SELECT s.output, s.status FROM (SELECT rowid FROM step_fts WHERE step_fts MATCH ? "
+            "ORDER BY rowid DESC LIMIT ?) f JOIN step s ON s.seq = f.rowid "
+            "WHERE s.command = ? AND s.cwd_before IS ? AND s.source = 'executed' ORDER BY s.seq DESC LIMIT ?",
+            [f"command : ({q})", window, command, cwd, n])]
+
     # --- adapters (minimal; the updater extends them) -------------------------------------------------------
 
     def next_adapter_id(self) -> str:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from echo_agent.bench.report import plot, result_line, rounds_table
-from echo_agent.bench.run import Bench, BenchConfig
+from echo_agent.bench.run import BENCH_SYSTEM_PROMPT, Bench, BenchConfig
 from echo_agent.bench.suite import SuiteError, load_suite, parse_suite
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.cli import app
@@ -265,7 +265,10 @@ def test_model_policy_checks_the_models_answer(tmp_path):
     suite = generated_suite(4, 2)
     first, second = suite.tasks
 
+    prompts = []
+
     def model(messages):  # looks up once, then answers the first task right and the second wrong
+        prompts.append(messages)
         task = next(t for t in suite.tasks if t.question == [m for m in messages if m["role"] == "user"][-1]["content"])
         if messages[-1]["role"] != "tool":
             return f"```bash\n{task.commands[0]}\n```"
@@ -274,6 +277,8 @@ def test_model_policy_checks_the_models_answer(tmp_path):
     cfg = BenchConfig(rounds=1, tasks=2, arms=("frozen",), policy="model", out_dir=tmp_path / "b")
     (r1,) = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(model)).run()["arms"]["frozen"]["rounds"]
     assert r1["passed"] == [0] and r1["accuracy"] == 0.5 and r1["executed"] == 2
+    # The model chooses its commands, so it gets the assistant's own prompt with its in-context examples.
+    assert sum(m["role"] == "assistant" for m in prompts[0]) >= 2 and prompts[0][0]["content"] != BENCH_SYSTEM_PROMPT
 
 
 def test_train_options_are_typed_and_checked():

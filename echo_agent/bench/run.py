@@ -182,10 +182,12 @@ class Bench:
                     return registry.current_adapter(store) if learning else (None, None)
 
                 # With a scripted policy the whole prompt is one short system message: prompt tokens cost training.
-                prompt = [{"role": "system", "content": BENCH_SYSTEM_PROMPT}] if self.cfg.policy == "scripted" else None
+                # The model policy gets the assistant's own prompt, in-context examples included: it must choose.
+                scripted = self.cfg.policy == "scripted"
+                prompt = [{"role": "system", "content": BENCH_SYSTEM_PROMPT}] if scripted else None
                 config = AgentConfig(
-                    examples=0, prompt=prompt, max_steps=4 if self.cfg.policy == "scripted" else 6, recall=True,
-                    verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
+                    examples=0 if scripted else AgentConfig.examples, prompt=prompt, max_steps=4 if scripted else 6,
+                    recall=True, verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
                 session = store.start_session(kind="bench", model=getattr(predictor, "name", None), shell="bash")
                 agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings,

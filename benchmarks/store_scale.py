@@ -2,7 +2,8 @@
 
     python benchmarks/store_scale.py --steps 5000
 
-Runs in a temporary home (never the user's store). Ends with one `RESULT …` line.
+Runs in a temporary directory (never the user's store), removed at the end unless --keep. Ends with one
+`RESULT …` line.
 Targets: record_ratio >= 0.8, search p50 <= 50 ms, redaction >= 10 MB/s, import >= 3x record_per_s.
 
 The floor (`bare_per_s`): a bare sqlite3 loop that inserts the very same rows (every step column, the same uuid
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -125,8 +127,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100_000, help="Steps to record (default 100k).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", action="store_true", help="Keep the databases (about 4.6 GB at 100k steps).")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="echo-store-bench-"))
+    try:
+        run(args, tmp)
+    finally:
+        if args.keep:
+            print(f"databases kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     os.environ["ECHO_AGENT_HOME"] = str(tmp / "home")
     from echo_agent.memory.redact import redact
     from echo_agent.shell.result import ShellResult

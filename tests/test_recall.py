@@ -105,6 +105,7 @@ def test_recent_runs_match_the_exact_command_in_the_same_directory(store, tmp_pa
     ran("cat a.conf", "guess\n", source="recalled")
     ran("curl -H 'Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123' x", "secret\n")
     assert store.recent_runs("cat a.conf", "/srv", 5) == [("two\n", "[exit 0]"), ("one\n", "[exit 0]")]
+    assert store.recent_runs("cat a.conf", "/srv", 5, window=5) == [("two\n", "[exit 0]")]  # the newest 5 steps
     assert store.recent_runs("cat a.conf", "/srv", 1) == [("two\n", "[exit 0]")]
     assert store.recent_runs("cat a.conf", "/tmp", 5) == [("elsewhere\n", "[exit 0]")]
     assert store.recent_runs("cat", "/srv", 5) == [] and store.recent_runs("|", "/srv", 5) == []

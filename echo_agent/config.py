@@ -73,9 +73,11 @@ class Settings:
     """Largest relative rise of the forgetting-probe CE over the base model."""
     replay_fraction: float = 0.5
     """Older episodes replayed per cycle, as a fraction of the new training episodes (at least `replay_min`)."""
-    replay_min: int = 8
+    replay_min: int = 32
     """Fewest older episodes replayed in a cycle (when there are that many), so a cycle with little new data does
-    not take many passes over a few look-ups alone and overwrite similar older facts."""
+    not take many passes over a few look-ups alone and overwrite similar older facts. Measured on the retrieval
+    bench (seed 0): with 8, the third cycle lost 26% of the older steps the adapter in use could recall and was
+    rejected; with 32 (every older episode there) it lost none, and round 4 recalled all 13 look-ups exactly."""
     retention_episodes: int = 32
     """Older episodes (a seeded sample) on which the gate checks that the candidate keeps what the adapter in use
     can recall."""

@@ -265,7 +265,7 @@ def select_cycle_data(
     heldout_fraction: float = 0.10,
     duplicate_cap: int = 3,
     replay_fraction: float = 0.5,
-    replay_min: int = 8,
+    replay_min: int = 32,
     retention_episodes: int = 32,
     seed: int = 0,
 ) -> CycleData:

@@ -29,12 +29,12 @@ def store(isolated_home):
         sid = s.start_session()
         # "What port?" three times: 2 look-ups, then 1 look-up + 1 recall, then 2 recalls.
         _episode(s, sid, "What port?", [{}, {}])
-        _episode(s, sid, "what   PORT?", [{"confidence_min": -0.2, "verified": 1},  # a verified recall: right
+        _episode(s, sid, "what   PORT?", [{"confidence_min": -0.05, "verified": 1},  # a verified recall: right
                                          {"source": "recalled", "confidence_min": -0.1}])
         _episode(s, sid, "what port?", [{"source": "recalled", "confidence_min": -0.1},
                                         {"source": "recalled", "confidence_min": -0.3}])
         _episode(s, sid, "once only", [{}, {"kind": "action", "command": "touch x"}])
-        _episode(s, sid, "who owns it", [{"confidence_min": -0.2, "verified": 0}])  # a verified recall: wrong
+        _episode(s, sid, "who owns it", [{"confidence_min": -0.05, "verified": 0}])  # a verified recall: wrong
         _episode(s, sid, "who owns it", [{"confidence_min": -3.0, "verified": 0}])  # not confident: not a recall
         s.insert_adapter(id="a0001", status="promoted", n_env_tokens=50,
                          metrics={"heldout_ce": {"base": 2.0, "current": 2.0, "candidate": 1.2}, "probe_rise": 0.01})

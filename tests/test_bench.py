@@ -290,3 +290,9 @@ def test_train_options_are_typed_and_checked():
         parse_train_options(["speed=11"])
     with pytest.raises(ValueError, match="not a valid int"):
         parse_train_options(["epochs=many"])
+
+
+def test_the_bench_threshold_reaches_the_cycle_settings(tmp_path):
+    suite = generated_suite(1, 2)
+    assert Bench(BenchConfig(recall_threshold=-0.7), suite).settings.recall_threshold == -0.7
+    assert Bench(BenchConfig(), suite, settings=Settings(recall_threshold=-0.3)).settings.recall_threshold == -0.3

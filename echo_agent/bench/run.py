@@ -124,8 +124,11 @@ class Bench:
         self.cfg = cfg
         self.suite = suite or generated_suite(cfg.seed, cfg.tasks)
         base = settings or Settings()
+        # The arms' settings: the suite's read-only commands, and the bench's threshold (the cycle's retention
+        # check counts what the adapter in use can recall at that threshold).
         self.settings = dataclasses.replace(
-            base, read_only_commands=[*base.read_only_commands, *self.suite.read_only])
+            base, read_only_commands=[*base.read_only_commands, *self.suite.read_only],
+            recall_threshold=base.recall_threshold if cfg.recall_threshold is None else cfg.recall_threshold)
         self.make_predictor = make_predictor or self._local_predictor
         self.cycle = cycle
         self.say = on_progress or (lambda msg: None)

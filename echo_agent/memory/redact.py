@@ -103,8 +103,9 @@ def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], list[Start]]:
     branches = [f"(?P<{kind}>{rx})" for kind, _, _, rx in _PATTERNS]
     branches += [f"(?P<extra{i}>{rx})" for i, rx in enumerate(extra)]
     # One pass per literal: a single literal is found at memchr speed, an alternation of them is not. A pass
-    # runs only when its plain prefix is in the text at all (`in` costs a fraction of starting a regex scan,
-    # and most texts hold no `ghp_`, `-----BEGIN` or `eyJ`).
+    # runs only when its plain prefix is in the text at all: on short texts (replies, commands) starting a
+    # regex scan costs far more than `in` (measured: two short fields 23 us -> 3 us), and most texts hold no
+    # `ghp_`, `-----BEGIN` or `eyJ`.
     starts = [(re.compile(lit), offset, literal_prefix(lit)) for _, lits, offset, _ in _PATTERNS for lit in lits]
     starts += [(re.compile(rx), 0, "") for rx in extra]  # a user pattern has no known literal: its own matches
     return re.compile("|".join(branches)), starts

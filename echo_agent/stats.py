@@ -78,13 +78,13 @@ def adapter_history(store: TrajectoryStore) -> list[dict[str, Any]]:
     """Every adapter, oldest first, with the held-out env CE before (current) and after (candidate) it."""
     out = []
     for a in store.list_adapters():
-        ce = (a["metrics"] or {}).get("heldout_ce") or {}
+        m = a["metrics"] or {}
+        ce, kept = m.get("heldout_ce") or {}, m.get("retention") or {}
         out.append({"id": a["id"], "status": a["status"], "created_at": a["created_at"],
                     "n_env_tokens": a["n_env_tokens"], "heldout_ce_before": ce.get("current"),
                     "heldout_ce": ce.get("candidate"), "heldout_ce_base": ce.get("base"),
-                    "probe_rise": (a["metrics"] or {}).get("probe_rise"),
-                    "recalls_lost": ((a["metrics"] or {}).get("retention") or {}).get("lost"),
-                    "recalls_known": ((a["metrics"] or {}).get("retention") or {}).get("known")})
+                    "probe_rise": m.get("probe_rise"), "recalls_lost": kept.get("lost"),
+                    "recalls_known": kept.get("known")})
     return out
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from echo_agent.memory.redact import literal_prefix, redact
+from echo_agent.memory.redact import _PATTERNS, redact
 
 _R = random.Random(7)
 
@@ -180,12 +180,27 @@ def test_extra_patterns_and_idempotence():
     assert redact("") == ("", 0)
 
 
-@pytest.mark.parametrize("rx, prefix", [
-    ("-----BEGIN", "-----BEGIN"), ("gh[pousr]_", "gh"), ("xox[abposr]-", "xox"), ("A(?:KIA|SIA)", "A"),
-    ("ab*c", "a"), ("ab?", "a"), ("ab{2}", "a"), (r"\d+", ""), ("=(?<=d=)", "="), ("a.b", "a"),
-])
-def test_a_pass_runs_only_when_its_plain_prefix_is_in_the_text(rx, prefix):
-    assert literal_prefix(rx) == prefix
+def test_every_branch_starts_with_one_of_its_keywords():
+    """The keyword pass is the only way a branch is tried: a secret whose match does not begin with one of its
+    branch's keywords (at the branch's offset) would be missed."""
+    import re
+
+    for kind, keywords, offset, rx in _PATTERNS:
+        for text, _ in SECRETS:
+            for m in re.finditer(rx, text):
+                if kind == "assign":
+                    assert text[m.start()] in "=:"
+                else:
+                    assert text[m.start() - offset :].startswith(keywords), (kind, text)
+
+
+@pytest.mark.parametrize("prefix", ["", "é", "日本語 ", "\U0001f600" * 3, "naïve\n"])
+def test_positions_are_character_positions_after_non_ascii_text(prefix):
+    """The keyword automaton works on bytes; the positions it gives must be the string's own."""
+    for text, secret in SECRETS:
+        out, n = redact(prefix + text)
+        assert n >= 1 and out.startswith(prefix)
+        assert (secret or text) not in out
 
 
 def test_speed_on_terminal_text():

@@ -1,9 +1,13 @@
 """Secret redaction: applied to every command, reply and output before the store writes it.
 
 All patterns are compiled into ONE alternation of named groups, so a text is scanned once whatever the number
-of kinds. Speed (tests/test_redact.py checks >= 10 MB/s on log-like text) comes from two rules:
-- every branch starts with a literal (`AKIA`, `ghp_`, `eyJ`, `://`, `=`...), so the scanner skips most positions
-  on a first-character check; word-boundary look-behinds come *after* that literal, never before it;
+of kinds. Speed (benchmarks/store_scale.py; tests/test_redact.py checks >= 10 MB/s on log-like text) comes from
+three rules:
+- every branch starts with a plain keyword (`AKIA`, `ghp_`, `eyJ`, `://`...) or an operator (`=`, `:`); one
+  Aho-Corasick pass (ahocorasick-rs, the keyword prefilter secret scanners such as gitleaks and trufflehog use)
+  finds every keyword at once, and the alternation is then tried only where one was found. Python's `re` scans
+  an alternation position by position (~3 MB/s), and a separate `in` per keyword costs ~2.5 us per 4 kB each;
+- word-boundary look-behinds come *after* the keyword, never before it;
 - no branch nests unbounded repetitions, so nothing backtracks catastrophically.
 
 `name=value` forms are anchored on the `=`/`:` itself, with a fixed-width look-behind on the last three
@@ -21,6 +25,8 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
+from ahocorasick_rs import AhoCorasick
+
 ENTROPY_THRESHOLD = 3.5
 """Bits per character a value next to a key-like name needs to count as a secret (random base64 of 20+
 characters scores about 4.2-5; words, paths and version strings score lower)."""
@@ -37,27 +43,27 @@ _OPS = {
     for op in "=:"
 }
 
-# (kind, where it can start, regex). A branch that redacts only part of its match names that part `<kind>_v`.
-# "Where it can start" is a literal the branch begins with (and how far before it the match starts): a
-# separate pass finds those, because Python's `re` scans a large alternation position by position (~3 MB/s)
-# but a single literal at memchr speed. The one alternation then decides, anchored at each such place.
+# (kind, keywords a match starts with, offset of the match from the keyword, regex). A branch that redacts only
+# part of its match names that part `<kind>_v`. `assign` has no keyword: its operators are found by their own
+# passes (`_OPS`), a single literal each, which `re` finds at memchr speed.
 _PATTERNS: list[tuple[str, tuple[str, ...], int, str]] = [
     ("private_key", ("-----BEGIN",), 0, r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
      r"(?:[\s\S]{0,20000}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*)"),
-    ("aws_access_key", ("A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)",), 0,
+    ("aws_access_key", ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"), 0,
      r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-    ("github_token", ("gh[pousr]_", "github_pat_"), 0, r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,255}"
+    ("github_token", (*(f"gh{c}_" for c in "pousr"), "github_pat_"), 0,
+     r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,255}"
      r"|github_pat_(?<![A-Za-z0-9_]...........)[A-Za-z0-9_]{50,255}"),
     ("gitlab_token", ("glpat-",), 0, r"glpat-(?<![A-Za-z0-9_-]......)[A-Za-z0-9_-]{20,}"),
-    ("slack_token", ("xox[abposr]-",), 0, r"xox[abposr]-(?<![A-Za-z0-9_-].....)[A-Za-z0-9-]{10,}"),
+    ("slack_token", tuple(f"xox{c}-" for c in "abposr"), 0, r"xox[abposr]-(?<![A-Za-z0-9_-].....)[A-Za-z0-9-]{10,}"),
     ("stripe_key", ("k_live_",), -1, r"[sr]k_live_(?<![A-Za-z0-9_]........)[A-Za-z0-9]{16,}"),
     ("npm_token", ("npm_",), 0, r"npm_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
     ("pypi_token", ("pypi-",), 0, r"pypi-(?<![A-Za-z0-9_-].....)[A-Za-z0-9_-]{50,}"),
     ("api_key", ("sk-",), 0, r"sk-(?<![A-Za-z0-9_-]...)(?:ant-|proj-|svcacct-)?[A-Za-z0-9_-]{20,}"),
     ("jwt", ("eyJ",), 0, r"eyJ(?<![A-Za-z0-9_-]...)[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     ("url_password", ("://",), 0, r"://[^\s/:@'\"]{1,256}:(?P<url_password_v>[^\s/@'\"]{1,256})(?=@)"),
-    ("bearer", ("earer[ \t]",), -1, r"[Bb]earer[ \t]+(?P<bearer_v>[A-Za-z0-9._~+/-]{20,}=*)"),
-    ("assign", tuple(_OPS.values()), 0, "(?:" + "|".join(_OPS.values()) + r")[ \t]*[\"']?(?P<assign_v>[^\s\"',;&)}\]]+)"),
+    ("bearer", ("earer ", "earer\t"), -1, r"[Bb]earer[ \t]+(?P<bearer_v>[A-Za-z0-9._~+/-]{20,}=*)"),
+    ("assign", (), 0, "(?:" + "|".join(_OPS.values()) + r")[ \t]*[\"']?(?P<assign_v>[^\s\"',;&)}\]]+)"),
 ]
 
 # Matched against the 82 characters before the operator, reversed: anchored, so linear.
@@ -80,40 +86,22 @@ def shannon_entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
-_META = re.compile(r"[\\.^$*+?{}\[\]|()]")
-
-
-def literal_prefix(rx: str) -> str:
-    """The plain text every match of `rx` starts with ("" when none is known)."""
-    m = _META.search(rx)
-    if m is None:
-        return rx
-    head = rx[: m.start()]
-    return head[:-1] if m.group() in "*?{" else head  # a quantifier makes the last character optional
-
-
-Start = tuple[re.Pattern[str], int, str]
-"""(where a branch can start, offset of the match from there, plain text that start begins with)."""
-
-
 @lru_cache(maxsize=32)
-def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], list[Start]]:
-    """The one alternation of named groups, and the (literal, offset, prefix) passes that find where it can
-    match."""
+def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], AhoCorasick, list[int], list[re.Pattern[str]]]:
+    """The one alternation of named groups; the keyword automaton and each keyword's offset; the regex passes
+    (the assignment operators, and each user pattern, which has no known keyword: its own matches)."""
     branches = [f"(?P<{kind}>{rx})" for kind, _, _, rx in _PATTERNS]
     branches += [f"(?P<extra{i}>{rx})" for i, rx in enumerate(extra)]
-    # One pass per literal: a single literal is found at memchr speed, an alternation of them is not. A pass
-    # runs only when its plain prefix is in the text at all: on short texts (replies, commands) starting a
-    # regex scan costs far more than `in` (measured: two short fields 23 us -> 3 us), and most texts hold no
-    # `ghp_`, `-----BEGIN` or `eyJ`.
-    starts = [(re.compile(lit), offset, literal_prefix(lit)) for _, lits, offset, _ in _PATTERNS for lit in lits]
-    starts += [(re.compile(rx), 0, "") for rx in extra]  # a user pattern has no known literal: its own matches
-    return re.compile("|".join(branches)), starts
+    keywords = [(kw, offset) for _, kws, offset, _ in _PATTERNS for kw in kws]
+    automaton = AhoCorasick([kw for kw, _ in keywords])
+    passes = [re.compile(op) for op in _OPS.values()] + [re.compile(rx) for rx in extra]
+    return re.compile("|".join(branches)), automaton, [offset for _, offset in keywords], passes
 
 
-def _candidates(text: str, starts: list[Start]) -> list[int]:
-    found = {max(0, m.start() + offset) for rx, offset, prefix in starts if prefix in text
-             for m in rx.finditer(text)}
+def _candidates(text: str, automaton: AhoCorasick, offsets: list[int], passes: list[re.Pattern[str]]) -> list[int]:
+    """Every position where a branch can match, in order."""
+    found = {max(0, start + offsets[i]) for i, start, _ in automaton.find_matches_as_indexes(text, overlapping=True)}
+    found.update(m.start() for rx in passes for m in rx.finditer(text))
     return sorted(found)
 
 
@@ -142,10 +130,10 @@ def redact(text: str, extra_patterns: Iterable[str] = ()) -> tuple[str, int]:
     """
     if not text:
         return text, 0
-    pattern, starts = _compiled(tuple(extra_patterns))
+    pattern, *where = _compiled(tuple(extra_patterns))
     parts: list[str] = []
     done = count = 0
-    for pos in _candidates(text, starts):
+    for pos in _candidates(text, *where):
         if pos < done:
             continue
         m = pattern.match(text, pos)

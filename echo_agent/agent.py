@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from echo_agent import observation as obs
 from echo_agent import recall
 from echo_agent.config import Settings
+from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
 from echo_agent.shell.risk import Risk, classify
 from echo_agent.transcript import build_context, live_step
@@ -191,6 +192,7 @@ class Agent:
 
     def run(self, task: str, parent_episode_id: str | None = None) -> EpisodeResult:
         """One episode: returns when the model answers or a limit is hit; KeyboardInterrupt is recorded."""
+        task = storable(task)  # an undecodable argv or stdin byte: neither the tokenizer nor the store takes one
         self._pick_adapter()
         if self.config.prompt is not None:
             prompt = [dict(m) for m in self.config.prompt]

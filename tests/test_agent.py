@@ -241,3 +241,14 @@ def test_policy_and_a_separate_predictor_both_follow_the_adapter_in_use(workspac
         agent.run("q2")
     assert policy.adapters_used == predictor.adapters_used == [tmp_path / "a0001", None]
     assert store.get_episode(first.episode_id)["prompt"] == {"messages": [{"role": "system", "content": "short"}]}
+
+
+def test_a_task_with_an_undecodable_byte_reaches_model_and_store_as_a_replacement_character(workspace, store):
+    """`echo-agent ask $'\\xff'` gives Python a lone surrogate, which a tokenizer and SQLite both refuse."""
+    agent, backend, shell = make_agent(["```bash\ncat app.conf\n```", "```answer\nnothing\n```"], workspace, store)
+    with shell:
+        result = agent.run("what is in \udcff")
+    assert result.status == "done"
+    assert store.get_episode(result.episode_id)["task"] == "what is in \ufffd"
+    sent = repr(policy_calls(backend))
+    assert "what is in \ufffd" in sent and "\udcff" not in sent

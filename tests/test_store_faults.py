@@ -174,3 +174,27 @@ def test_odd_outputs_round_trip(tmp_path, kind):
     assert step["output"] == output
     assert next(store.iter_steps())["output"] == output
     store.close()
+
+
+def test_lone_surrogates_are_stored_as_replacement_characters(tmp_path):
+    """UTF-8 (and so SQLite) cannot hold a lone surrogate, yet Python text can carry one: a JSON `\\udcff`
+    escape in an import file, an undecodable byte in argv. The store keeps such text as U+FFFD, never a crash."""
+    store = TrajectoryStore(tmp_path / "s.db")
+    eid = store.start_episode(store.start_session(), "task \udcff", [{"role": "system", "content": "\ud83d"}])
+    store.record_step(eid, reply="r \udcff", command="cat \udcff", output="x \udcff ghp_" + "a" * 36,
+                      status="[exit 0]", cwd_before="/w/\udcff")
+    store.finish_episode(eid, "done", "answer \udcff")
+    ep, step = store.get_episode(eid), store.episode_steps(eid)[0]
+    assert (ep["task"], ep["answer"], ep["prompt"][0]["content"]) == ("task \ufffd", "answer \ufffd", "\ufffd")
+    assert (step["reply"], step["command"]) == ("r \ufffd", "cat \ufffd")
+    assert step["output"] == "x \ufffd [REDACTED:github_token]" and step["redactions"] == 1
+    assert store.search("cat \udcff") and len(store.forget_plan(directory="/w/\udcff")["step_seqs"]) == 1
+
+    record = next(store.export_episodes())
+    record["task"] = "imported \udcff"
+    record["steps"][0]["note"] = "note \udcff"
+    record["steps"][0]["output"] = "sealed text \udcff"  # the seal no longer matches: redacted again
+    other = TrajectoryStore(tmp_path / "other.db")
+    assert other.import_episodes([record])["steps"] == 1
+    ep, step = other.get_episode(record["id"]), other.episode_steps(record["id"])[0]
+    assert (ep["task"], step["note"], step["output"]) == ("imported \ufffd", "note \ufffd", "sealed text \ufffd")

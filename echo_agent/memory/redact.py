@@ -86,6 +86,15 @@ def shannon_entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` as SQLite (UTF-8) can hold it: each lone surrogate (a JSON `\\udcff` escape in an import file, an
+    undecodable byte in argv) becomes U+FFFD, so positions and length stay the same."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 @lru_cache(maxsize=32)
 def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], AhoCorasick, list[int], list[re.Pattern[str]]]:
     """The one alternation of named groups; the keyword automaton and each keyword's offset; the regex passes
@@ -100,7 +109,8 @@ def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], AhoCorasick, lis
 
 def _candidates(text: str, automaton: AhoCorasick, offsets: list[int], passes: list[re.Pattern[str]]) -> list[int]:
     """Every position where a branch can match, in order."""
-    found = {max(0, start + offsets[i]) for i, start, _ in automaton.find_matches_as_indexes(text, overlapping=True)}
+    hits = automaton.find_matches_as_indexes(text, overlapping=True)
+    found = {max(0, start + offsets[i]) for i, start, _ in hits}
     found.update(m.start() for rx in passes for m in rx.finditer(text))
     return sorted(found)
 
@@ -126,14 +136,19 @@ def redact(text: str, extra_patterns: Iterable[str] = ()) -> tuple[str, int]:
     """Replace secrets in `text` with `[REDACTED:<kind>]`; returns the new text and how many were replaced.
 
     `extra_patterns` are the user's own regular expressions (Settings.redact_patterns); their matches become
-    `[REDACTED:custom]`.
+    `[REDACTED:custom]`. The text comes back `storable`.
     """
     if not text:
         return text, 0
     pattern, *where = _compiled(tuple(extra_patterns))
+    try:
+        candidates = _candidates(text, *where)
+    except UnicodeEncodeError:  # a lone surrogate: neither the keyword automaton nor SQLite takes one
+        text = storable(text)
+        candidates = _candidates(text, *where)
     parts: list[str] = []
     done = count = 0
-    for pos in _candidates(text, *where):
+    for pos in candidates:
         if pos < done:
             continue
         m = pattern.match(text, pos)

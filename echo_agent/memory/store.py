@@ -41,7 +41,7 @@ from sqlite_utils import Database
 
 from echo_agent.config import Settings, home_dir
 from echo_agent.memory.migrations import KNOWN, MIGRATION_SET, migrations
-from echo_agent.memory.redact import redact
+from echo_agent.memory.redact import redact, storable
 from echo_agent.observation import exit_code_from_status
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def task_identity(task: str) -> str:
 
 def fts_query(text: str) -> str:
     """User text as an FTS5 query that cannot raise: every whitespace-separated word a quoted phrase (AND)."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    return " ".join('"' + word.replace('"', '""') + '"' for word in storable(text).split())
 
 
 @functools.cache
@@ -264,8 +264,8 @@ class TrajectoryStore:
             c.execute(
                 "INSERT INTO episode (id, session_id, parent_episode_id, task, prompt, adapter_id, status, "
                 "started_at, pid, heartbeat_at) VALUES (?,?,?,?,?,?,'running',?,?,?)",
-                [eid, session_id, parent_episode_id, task, json.dumps(prompt, ensure_ascii=False), adapter_id,
-                 t, os.getpid(), t])
+                [eid, session_id, parent_episode_id, storable(task), storable(json.dumps(prompt, ensure_ascii=False)),
+                 adapter_id, t, os.getpid(), t])
         return eid
 
     def heartbeat(self, episode_id: str) -> None:
@@ -275,7 +275,7 @@ class TrajectoryStore:
     def finish_episode(self, episode_id: str, status: str, answer: str | None = None) -> None:
         with self._write() as c:
             c.execute("UPDATE episode SET status=?, answer=?, ended_at=?, heartbeat_at=? WHERE id=?",
-                      [status, answer, now(), now(), episode_id])
+                      [status, answer and storable(answer), now(), now(), episode_id])
 
     def get_episode(self, episode_id: str) -> dict | None:
         """The episode (prompt decoded), or None. A unique id prefix of 8+ characters also works."""
@@ -361,12 +361,16 @@ class TrajectoryStore:
             "duration_ms": result.duration_ms if result is not None else None,
             "timed_out": int(result.timed_out) if result is not None else 0,
             "truncated": int(result.truncated) if result is not None else 0,
-            "output_bytes": result.output_bytes if result is not None else len((output or "").encode()),
+            "output_bytes": (result.output_bytes if result is not None
+                             else len((output or "").encode("utf-8", "surrogatepass"))),
             "redactions": total, "kind": kind, "source": source, "predicted_output": red["predicted_output"],
             "confidence": confidence, "confidence_mean": confidence_mean, "confidence_min": confidence_min,
             "verified": verified, "verify_f1": verify_f1, "surprise": surprise,
             "trainable": int(trainable and not total and not excluded and source != "recalled"),
         }
+        for k in ("status", "note", "cwd_before", "cwd_after"):  # the redacted fields are storable already
+            if row[k]:
+                row[k] = storable(row[k])
         with self._write() as c:
             c.execute(_RECORD_STEP, row)
         return row["id"]
@@ -525,7 +529,7 @@ class TrajectoryStore:
         def flush() -> None:
             sessions, episodes, steps = {}, [], []
             for rec in chunk:
-                session = {k: rec["session"].get(k) for k in SESSION_FIELDS}
+                session = _storable_row({k: rec["session"].get(k) for k in SESSION_FIELDS})
                 session["kind"] = session["kind"] or "agent"
                 session["started_at"] = session["started_at"] or rec.get("started_at")
                 sessions[session["id"]] = session
@@ -533,9 +537,9 @@ class TrajectoryStore:
                 ep["status"] = ep["status"] or "done"
                 if not isinstance(ep["prompt"], str):
                     ep["prompt"] = json.dumps(ep["prompt"] or [], ensure_ascii=False)
-                episodes.append(ep)
+                episodes.append(_storable_row(ep))
                 for s in rec.get("steps", []):
-                    row = {k: s.get(k) for k in _STEP_INSERT_FIELDS}
+                    row = _storable_row({k: s.get(k) for k in _STEP_INSERT_FIELDS})
                     row["episode_id"] = ep["id"]
                     n = 0
                     if rules is None or s.get("redaction_seal") != redaction_seal(rules, row):
@@ -602,7 +606,7 @@ class TrajectoryStore:
             where.append("started_at < ?")
             params.append(until)
         if directory:
-            d = os.path.normpath(os.path.expanduser(directory)).rstrip("/") or "/"
+            d = storable(os.path.normpath(os.path.expanduser(directory)).rstrip("/") or "/")  # as the shell stored it
             where.append("(cwd_before = ? OR cwd_before LIKE ? ESCAPE '\\')")
             params += [d, _like_escape(d.rstrip("/") + "/") + "%"]
         if not where:
@@ -671,6 +675,12 @@ class TrajectoryStore:
             "episodes_by_status": dict(self.conn.execute("SELECT status, count(*) FROM episode GROUP BY status")),
             "tasks": self.task_counts(),
         }
+
+
+def _storable_row(row: dict) -> dict:
+    """Every text of an imported row `storable`: an import file is outside data, and JSON can carry a lone
+    surrogate (`\\udcff`) that SQLite's UTF-8 cannot."""
+    return {k: storable(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _like_escape(s: str) -> str:

@@ -7,6 +7,8 @@ import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from echo_agent.memory.redact import _PATTERNS, redact
 
@@ -232,3 +234,17 @@ def _timed(text: str) -> float:
     t = time.perf_counter()
     redact(text)
     return time.perf_counter() - t
+
+
+_PIECES = st.sampled_from(["ghp_", "AKIA", "sk-", "eyJ", "://u:", "@h", "password=", "token: ", "-----BEGIN",
+                           "xoxb-", "k_live_", "earer ", "=", ":", "\n", " "])
+_ANY_CHAR = st.one_of(st.characters(), st.characters(categories=["Cs"]))  # lone surrogates too
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(_ANY_CHAR, max_size=40), st.text("Aa0_-", min_size=20, max_size=40)),
+                max_size=12))
+def test_any_text_is_redacted_without_error_into_storable_text(parts):
+    out, n = redact("".join(parts))
+    out.encode("utf-8")  # what SQLite will be given
+    assert n >= 0

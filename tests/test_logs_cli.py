@@ -86,6 +86,43 @@ def test_export_import_roundtrip(isolated_home, tmp_path):
     assert r.exit_code == 1 and "Traceback" not in r.output
 
 
+def _lines(*values) -> bytes:
+    return b"".join(v if isinstance(v, bytes) else json.dumps(v).encode() + b"\n" for v in values)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json\n", "line 1 is not JSONL"),
+    (b"\x82\xff binary\n", "line 1 is not JSONL"),
+    (_lines([1, 2]), "record 1 is not an episode from `logs export`: a JSON list, not an object"),
+    (_lines({"id": "x"}), "episode x has no session with an id"),
+    (_lines({"id": "x", "task": "t", "session": {"id": "s"}, "steps": "none"}), "`steps` is not a list"),
+    (_lines({"id": "x", "task": {"a": 1}, "session": {"id": "s"}, "steps": []}), "non-text value in task"),
+    (_lines({"id": "x", "task": "t", "session": {"id": "s"}, "steps": [{"id": "y", "output": [1]}]}),
+     "step y has a non-text value in output"),
+])
+def test_import_of_a_bad_file_is_one_line_naming_the_line_or_record(tmp_path, content, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    r = runner.invoke(app, ["logs", "import", str(bad), "--db", str(tmp_path / "s.db")])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)  # an uncaught error would be kept here
+    assert message in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_import_keeps_what_came_before_a_bad_line(isolated_home, tmp_path):
+    seed()
+    good = tmp_path / "e.jsonl"
+    assert runner.invoke(app, ["logs", "export", "-o", str(good)]).exit_code == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good.read_bytes() + b"\n{oops\n")
+    other = tmp_path / "other.db"
+    r = runner.invoke(app, ["logs", "import", str(bad), "--db", str(other)])
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 1
+    assert "line 3 is not JSONL" in r.output and "(1 episodes, 1 new)" in r.output
+    assert len(TrajectoryStore(other).recent_episodes()) == 1
+    r = runner.invoke(app, ["logs", "import", str(tmp_path), "--db", str(other)])
+    assert r.exit_code == 1 and "is not a file" in r.output
+
+
 def test_forget_asks_and_refuses_without_tty(isolated_home):
     eid = seed()
     r = runner.invoke(app, ["logs", "forget", "--query", "listen"])

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -147,17 +147,23 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Import exported episodes; ones already present are skipped (importing twice is harmless)."""
-    if not file.exists():
-        typer.echo(f"error: {file} does not exist", err=True)
+    if not file.is_file():
+        typer.echo(f"error: {file} {'is not a file' if file.exists() else 'does not exist'}", err=True)
         raise typer.Exit(1)
-    with _store(db) as store, file.open(encoding="utf-8") as f:
-        records = (json.loads(line) for line in f if line.strip())
-        try:
-            counts = store.import_episodes(records)
-        except json.JSONDecodeError as e:
-            typer.echo(f"error: {file} is not JSONL from `logs export` ({e})", err=True)
-            raise typer.Exit(1) from None
+    with _store(db) as store, file.open("rb") as f:
+        counts = store.import_episodes(_jsonl(file, f))
     typer.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+def _jsonl(path: Path, f: IO[bytes]) -> Iterator[Any]:
+    """The JSON value on each non-blank line; a line that is not JSON (or not UTF-8) stops with its number."""
+    for n, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreError(f"{path} line {n} is not JSONL from `logs export` ({e})") from None
 
 
 @logs_app.command("forget")

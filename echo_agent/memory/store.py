@@ -527,6 +527,8 @@ class TrajectoryStore:
         rules = redaction_rules_id(extra)
 
         def flush() -> None:
+            if not chunk:
+                return
             sessions, episodes, steps = {}, [], []
             for rec in chunk:
                 session = _storable_row({k: rec["session"].get(k) for k in SESSION_FIELDS})
@@ -576,7 +578,24 @@ class TrajectoryStore:
                 counts["skipped_episodes"] += len(episodes) - added
                 counts["steps"] += c.executemany(_INSERT_STEP + " ON CONFLICT(id) DO NOTHING", steps).rowcount
 
-        for rec in records:
+        def stop(problem: str, before: int) -> StoreError:
+            flush()  # what came before is good: keep it, so a rerun after the fix adds only the rest
+            if before:
+                problem += (f"; everything before it was imported ({before} episodes, {counts['episodes']} new), and "
+                            "importing again skips it")
+            return StoreError(problem)
+
+        it, n = iter(records), 0
+        while True:
+            try:
+                rec = next(it, _END)
+            except StoreError as e:  # the reader's own complaint, e.g. a line that is not JSON
+                raise stop(str(e), n) from None
+            if rec is _END:
+                break
+            n += 1
+            if problem := _record_problem(rec):
+                raise stop(f"record {n} is not an episode from `logs export`: {problem}", n - 1)
             chunk.append(rec)
             if len(chunk) >= batch:
                 flush()
@@ -675,6 +694,31 @@ class TrajectoryStore:
             "episodes_by_status": dict(self.conn.execute("SELECT status, count(*) FROM episode GROUP BY status")),
             "tasks": self.task_counts(),
         }
+
+
+_SCALAR = (str, int, float, type(None))
+_END = object()
+
+
+def _record_problem(rec: Any) -> str | None:
+    """Why `rec` cannot be imported as an exported episode, or None. Only the shape is checked here; values
+    are redacted, and the database's own constraints judge the rest."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    if not isinstance(rec.get("id"), str) or not rec["id"]:
+        return "it has no episode id"
+    session = rec.get("session")
+    if not isinstance(session, dict) or not isinstance(session.get("id"), str):
+        return f"episode {rec['id']} has no session with an id"
+    steps = rec.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(st, dict) and isinstance(st.get("id"), str) for st in steps):
+        return f"episode {rec['id']}: `steps` is not a list of steps with ids"
+    for what, row, fields in [("episode", rec, EPISODE_FIELDS), ("session", session, SESSION_FIELDS),
+                              *(("step " + st["id"], st, _STEP_INSERT_FIELDS) for st in steps)]:
+        bad = [f for f in fields if not isinstance(row.get(f), _SCALAR) and not (f == "prompt" and what == "episode")]
+        if bad:
+            return f"episode {rec['id']}: {what} has a non-text value in {', '.join(bad)}"
+    return None
 
 
 def _storable_row(row: dict) -> dict:

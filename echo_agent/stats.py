@@ -148,7 +148,7 @@ def stats_command(
     from echo_agent.memory.store import StoreError, TrajectoryStore
 
     try:
-        with TrajectoryStore(db) as store:
+        with TrajectoryStore(db, must_exist=db is not None) as store:
             stats = collect(store, min_episodes)
     except (StoreError, ConfigError) as e:
         raise fail(str(e)) from None

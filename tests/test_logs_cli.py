@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -159,3 +160,45 @@ def test_every_logs_command_has_help(command):
     assert r.exit_code == 0
     cmd = next(c for c in logs_app.registered_commands if c.name == command)
     assert cmd.callback.__doc__ and cmd.callback.__doc__.strip()
+
+
+def test_a_mistyped_db_is_an_error_not_a_new_store(tmp_path):
+    missing = tmp_path / "nope" / "store.db"
+    for args in (["logs"], ["logs", "stats"], ["logs", "search", "x"], ["stats"], ["adapters", "list"]):
+        r = runner.invoke(app, [*args, "--db", str(missing)])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), args
+        assert f"there is no store at {missing}" in r.output
+    assert not missing.parent.exists()
+    r = runner.invoke(app, ["logs", "--db", str(tmp_path)])  # a directory
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit) and "cannot open" in r.output
+
+
+def test_export_to_a_bad_path_is_one_line_and_leaves_no_partial_file(isolated_home, tmp_path):
+    seed()
+    for target in (tmp_path / "no" / "dir" / "x.jsonl", tmp_path):
+        r = runner.invoke(app, ["logs", "export", "-o", str(target)])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit) and "cannot write" in r.output
+    assert not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.parametrize("args", [["logs", "export", "--since", "yesterday"],
+                                  ["logs", "forget", "--until", "2026-13-01", "--yes"]])
+def test_dates_must_be_iso(isolated_home, args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "is not an ISO date or time" in r.output
+
+
+def test_dates_are_local_time_compared_in_utc(isolated_home, monkeypatch):
+    from echo_agent.memory.cli import _when
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        assert _when("2026-03-01") == "2026-02-28T15:00:00.000000+00:00"
+        assert _when("2026-03-01T12:00+01:00") == "2026-03-01T11:00:00.000000+00:00"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    seed()  # its step started at 2026-03-01T10:00 UTC
+    assert "will delete 0 steps" in runner.invoke(app, ["logs", "forget", "--until", "2026-03-01T10:59+01:00"]).output
+    assert "will delete 1 steps" in runner.invoke(app, ["logs", "forget", "--until", "2026-03-01T11:01+01:00"]).output

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -24,11 +26,26 @@ logs_app = typer.Typer(
 DbOption = Annotated[Path | None, typer.Option("--db", help="Store file (default: <home>/store.db).")]
 
 
-@contextlib.contextmanager
-def _store(db: Path | None) -> Iterator[TrajectoryStore]:
-    """Open the store; known errors become a one-line message and exit code 1."""
+def _when(value: str | None) -> str | None:
+    """An ISO date or time from the command line, as the store writes times (UTC); without a zone it is local
+    time, so `--since 2026-03-01` means the local midnight."""
+    if value is None:
+        return None
     try:
-        store = TrajectoryStore(db)
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date or time, e.g. 2026-03-01 or 2026-03-01T14:30") from None
+    if t.tzinfo is None:
+        t = t.astimezone()
+    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@contextlib.contextmanager
+def _store(db: Path | None, create: bool = False) -> Iterator[TrajectoryStore]:
+    """Open the store; known errors become a one-line message and exit code 1. A `--db` that does not exist is
+    an error unless `create`."""
+    try:
+        store = TrajectoryStore(db, must_exist=db is not None and not create)
     except (StoreError, ConfigError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -49,7 +66,7 @@ def _short(text: str | None, n: int = 60) -> str:
 @logs_app.callback(invoke_without_command=True)
 def recent(
     ctx: typer.Context,
-    n: Annotated[int, typer.Option("-n", help="How many episodes to list.")] = 20,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many episodes to list.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -107,7 +124,7 @@ def show(
 @logs_app.command("search")
 def search(
     query: Annotated[str, typer.Argument(help="Words to find in commands and outputs (all must match).")],
-    limit: Annotated[int, typer.Option("-n", "--limit", help="Most hits to show.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="Most hits to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -125,20 +142,34 @@ def search(
 
 @logs_app.command("export")
 def export(
-    since: Annotated[str | None, typer.Option("--since", help="Only episodes started at/after (ISO date).")] = None,
+    since: Annotated[str | None, typer.Option("--since", callback=_when,
+                                              help="Only episodes started at/after this ISO date or time.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (default: stdout).")] = None,
     db: DbOption = None,
 ) -> None:
-    """Export episodes as JSONL, one episode per line, with chat messages and steps (HF datasets can read it)."""
+    """Export episodes as JSONL, one episode per line, with chat messages and steps (HF datasets can read it).
+
+    FILE appears only when the export is complete (it is written next to it first, then renamed)."""
     with _store(db) as store:
-        out = output.open("w", encoding="utf-8") if output else sys.stdout
-        n = 0
-        for record in store.export_episodes(since):
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            n += 1
-        if output:
-            out.close()
-            typer.echo(f"exported {n} episodes to {output}", err=True)
+        if output is None:
+            for record in store.export_episodes(since):
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return
+        part = output.with_name(output.name + ".part")
+        try:
+            with part.open("w", encoding="utf-8") as out:
+                n = 0
+                for record in store.export_episodes(since):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    n += 1
+            os.replace(part, output)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            typer.echo(f"error: cannot write {output} ({e.strerror or e})", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            part.unlink(missing_ok=True)
+    typer.echo(f"exported {n} episodes to {output}", err=True)
 
 
 @logs_app.command("import")
@@ -150,7 +181,7 @@ def import_(
     if not file.is_file():
         typer.echo(f"error: {file} {'is not a file' if file.exists() else 'does not exist'}", err=True)
         raise typer.Exit(1)
-    with _store(db) as store, file.open("rb") as f:
+    with _store(db, create=True) as store, file.open("rb") as f:
         counts = store.import_episodes(_jsonl(file, f))
     typer.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
@@ -170,8 +201,10 @@ def _jsonl(path: Path, f: IO[bytes]) -> Iterator[Any]:
 def forget(
     ids: Annotated[list[str] | None, typer.Option("--id", help="Episode id to forget (repeatable).")] = None,
     query: Annotated[str | None, typer.Option("--query", help="Forget steps matching these words.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Steps started at/after (ISO).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Steps started before (ISO).")] = None,
+    since: Annotated[str | None, typer.Option("--since", callback=_when,
+                                              help="Steps started at/after this ISO date or time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", callback=_when,
+                                              help="Steps started before this ISO date or time.")] = None,
     directory: Annotated[str | None, typer.Option("--dir", help="Steps run in this directory or below.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOption = None,

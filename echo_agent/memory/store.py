@@ -160,12 +160,17 @@ class TrajectoryStore:
     """
 
     def __init__(self, path: str | Path | None = None, settings: Settings | None = None, *,
-                 durable: bool = True) -> None:
+                 durable: bool = True, must_exist: bool = False) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        if must_exist and not self.path.exists():  # a mistyped --db should not become a new, empty store
+            raise StoreError(f"there is no store at {self.path}; `echo-agent logs path` shows the default one")
         self.settings = settings or Settings.load()
         self.durable = durable
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30.0)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30.0)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open {self.path} as a store ({e}); pass --db with a file path") from e
         self.conn = conn
         self.db = Database(conn, execute_plugins=False)
         try:

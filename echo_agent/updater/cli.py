@@ -26,7 +26,7 @@ def _open_store(db: str | None):
 
     try:
         settings = Settings.load()
-        return TrajectoryStore(db, settings=settings), settings
+        return TrajectoryStore(db, settings=settings, must_exist=db is not None), settings
     except (StoreError, ConfigError) as e:
         raise _fail(str(e)) from None
 

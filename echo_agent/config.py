@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,40 @@ def cache_dir() -> Path:
 
 class ConfigError(Exception):
     """The config file cannot be used; the message says which file and why."""
+
+
+_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "max_seq_len": (16, None), "output_cap_bytes": (1024, None), "context_head_chars": (0, None),
+    "context_tail_chars": (0, None), "lora_r": (1, None), "lora_alpha": (1, None), "duplicate_cap": (1, None),
+    "heldout_fraction": (0, 0.5), "replay_fraction": (0, None), "replay_min": (0, None),
+    "retention_episodes": (0, None), "recall_threshold": (None, 0), "recall_verify_fraction": (0, 1),
+    "recall_min_runs": (0, None),
+}
+"""Inclusive bounds of numeric settings (None: open). A recall threshold is a log-prob, so at most 0. The gate's
+margin and tolerances have none: a negative one is how a test forces a rejection."""
+_POSITIVE = {"command_timeout", "input_wait"}
+
+
+def _type_problem(value: object, default: object) -> str | None:
+    """Why `value` cannot stand where `default` does, or None."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        want = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+        want = "text"
+    elif isinstance(default, list):
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        want = "a list of strings"
+    else:
+        return None
+    return None if ok else f"must be {want} (got {value!r})"
 
 
 @dataclass
@@ -100,6 +135,27 @@ class Settings:
     once is not trusted yet. Measured on the retrieval bench (seed 2): the one wrong recall was a command run
     once, predicted with the version number of a similar file at a weakest-token log-prob of -0.15."""
 
+    def __post_init__(self) -> None:
+        """Every value of the type its default has and within its range, and every redaction pattern a valid
+        regular expression: a bad config.toml is one clear error at start, not a crash in the middle of a task."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            if problem := _type_problem(value, default):
+                raise ConfigError(f"{f.name} {problem}")
+            lo, hi = _LIMITS.get(f.name, (None, None))
+            if f.name in _POSITIVE and value <= 0:
+                raise ConfigError(f"{f.name} must be more than 0 (got {value!r})")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                what = f"from {lo} to {hi}" if lo is not None and hi is not None else \
+                    f"at least {lo}" if lo is not None else f"at most {hi}"
+                raise ConfigError(f"{f.name} must be {what} (got {value!r})")
+        for i, rx in enumerate(self.redact_patterns):
+            try:
+                re.compile(rx)
+            except re.error as e:
+                raise ConfigError(f"redact_patterns[{i}] {rx!r} is not a regular expression ({e})") from None
+
     @classmethod
     def load(cls, home: Path | None = None, **overrides) -> Settings:
         """Defaults, patched by `<home>/config.toml`, patched by keyword arguments."""
@@ -115,5 +171,10 @@ class Settings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        from_file = set(values)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            name = str(e).split(" ", 1)[0].split("[", 1)[0]
+            raise ConfigError(f"{path}: {e}" if name in from_file else str(e)) from None

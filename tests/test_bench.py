@@ -296,3 +296,14 @@ def test_the_bench_threshold_reaches_the_cycle_settings(tmp_path):
     suite = generated_suite(1, 2)
     assert Bench(BenchConfig(recall_threshold=-0.7), suite).settings.recall_threshold == -0.7
     assert Bench(BenchConfig(), suite, settings=Settings(recall_threshold=-0.3)).settings.recall_threshold == -0.3
+
+
+@pytest.mark.parametrize("kind, message", [("file", "is not a directory"), ("used", "is not empty")])
+def test_out_must_be_new_or_empty_so_no_earlier_run_carries_over(tmp_path, isolated_home, kind, message):
+    out = tmp_path / "out"
+    if kind == "file":
+        out.write_text("x")
+    else:
+        (out / "learning").mkdir(parents=True)
+    r = CliRunner().invoke(app, ["bench", "retrieval", "--out", str(out)])
+    assert r.exit_code == 2 and message in r.output and "give a new or empty directory" in r.output

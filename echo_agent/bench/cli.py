@@ -68,8 +68,8 @@ def retrieval_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training passes per update cycle.")] = 5,
     train: Annotated[list[str] | None, typer.Option("--train", help="More TrainConfig settings as KEY=VALUE "
                                                     "(lr=5e-4, lora_r=8, …); repeatable.")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", help="Recall threshold (min token log-prob; "
-                                                    "default: the setting).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", max=0.0, help="Recall threshold (min token "
+                                                    "log-prob, so at most 0; default: the setting).")] = None,
     verify_fraction: Annotated[float | None, typer.Option("--verify-fraction", min=0.0, max=1.0, help="Fraction "
                                                           "of confident recalls run anyway with --verify sample "
                                                           "(default: the setting).")] = None,
@@ -104,6 +104,10 @@ def retrieval_command(
         raise fail(f"--policy {policy!r}: choose scripted or model", 2)
     if verify not in ("sample", "all"):
         raise fail(f"--verify {verify!r}: choose sample or all", 2)
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        why = "is not a directory" if not out.is_dir() else \
+            "is not empty (an earlier run's stores and adapters there would carry over into this one)"
+        raise fail(f"--out {out} {why}; give a new or empty directory", 2)
     err = Console(stderr=True)
     try:
         suite = load_suite(suite_file) if suite_file else None

@@ -178,12 +178,13 @@ def updater_start(
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Training time per cycle.")] = None,
 ) -> None:
     """Start the background updater for this home (low priority; never trains while an episode runs)."""
-    from echo_agent.config import home_dir
+    from echo_agent.config import ConfigError, Settings, home_dir
     from echo_agent.updater import daemon
 
     try:
+        Settings.load()  # a bad config.toml is said here, not only in the daemon's log
         pid = daemon.start(home_dir(), interval, min_new_tokens, max_minutes)
-    except RuntimeError as e:
+    except (RuntimeError, ConfigError) as e:
         raise _fail(str(e)) from None
     typer.echo(f"updater started (pid {pid}); log: {home_dir() / 'updater.log'}")
 

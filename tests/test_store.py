@@ -156,6 +156,30 @@ def test_secrets_are_redacted_before_writing_and_step_untrainable(store):
     assert store.search("hunter2") == []
 
 
+def test_task_prompt_and_answer_are_redacted_too(store, tmp_path):
+    """The user may type a secret into a task, and the model saw unredacted output, so its answer may repeat one;
+    the prompt's messages are redacted one string at a time (a match cut across a JSON escape would break it)."""
+    gh, sk = "ghp_" + "a1B2c3D4e5" * 4, "sk-" + "Zx9" * 10
+    eid = store.start_episode(store.start_session(), f"log in with password=hunter2 and {gh}",
+                              [{"role": "user", "content": f'say "password=abc\\"def" {gh}'}])
+    store.finish_episode(eid, "done", f"The key is {sk}")
+    ep = store.get_episode(eid)
+    assert ep["task"] == "log in with password=[REDACTED:password] and [REDACTED:github_token]"
+    assert ep["answer"] == "The key is [REDACTED:api_key]"
+    assert ep["prompt"][0]["content"].startswith('say "password=[REDACTED:password]')
+    assert "[REDACTED:github_token]" in ep["prompt"][0]["content"]
+    raw = store.path.read_bytes() + store.path.with_name("store.db-wal").read_bytes()
+    assert not any(x.encode() in raw for x in (gh, sk, "hunter2"))
+
+    record = next(store.export_episodes())
+    record.update(task=f"imported {gh}", answer=f"imported {sk}", prompt=json.dumps([{"content": gh}]))
+    other = TrajectoryStore(tmp_path / "other.db")
+    other.import_episodes([record])
+    ep = other.get_episode(eid)
+    assert (ep["task"], ep["answer"]) == ("imported [REDACTED:github_token]", "imported [REDACTED:api_key]")
+    assert ep["prompt"] == [{"content": "[REDACTED:github_token]"}]
+
+
 def test_excluded_dir_and_recalled_steps_are_untrainable(isolated_home):
     store = TrajectoryStore(settings=Settings(excluded_dirs=["/secret/place"]))
     sid = store.start_session()
@@ -385,7 +409,8 @@ def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path,
 
     sealed = TrajectoryStore(tmp_path / "sealed.db")
     sealed.import_episodes(records)
-    assert calls == []  # exported by the same rules, unchanged: not redacted twice
+    step_texts = {st[k] for st in records[0]["steps"] for k in ("reply", "command", "output")}
+    assert calls and not step_texts & set(calls)  # the steps, sealed by the same rules, are not redacted twice
     steps = sealed.episode_steps(eid)
     assert [s["output"] for s in steps] == ["token=[REDACTED:token]\n", "customer-4242\n"]
     assert [s["trainable"] for s in steps] == [0, 1] and steps[0]["redactions"] == 1
@@ -398,7 +423,7 @@ def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path,
     edited.import_episodes(tampered)
     s = edited.episode_steps(eid)[1]
     assert s["output"] == "password=[REDACTED:password]\n" and s["trainable"] == 0 and s["redactions"] == 1
-    assert calls
+    assert "password=hunter2\n" in calls
     edited.close()
 
     # Other rules (a user pattern here) make every seal stale: the importing store applies its own.

@@ -265,12 +265,13 @@ class TrajectoryStore:
         """A new `running` episode; `prompt` is the system prompt and in-context examples the model saw."""
         eid = str(uuid.uuid4())
         t = now()
+        extra = tuple(self.settings.redact_patterns)
         with self._write() as c:
             c.execute(
                 "INSERT INTO episode (id, session_id, parent_episode_id, task, prompt, adapter_id, status, "
                 "started_at, pid, heartbeat_at) VALUES (?,?,?,?,?,?,'running',?,?,?)",
-                [eid, session_id, parent_episode_id, storable(task), storable(json.dumps(prompt, ensure_ascii=False)),
-                 adapter_id, t, os.getpid(), t])
+                [eid, session_id, parent_episode_id, redact(task, extra)[0],
+                 json.dumps(_redact_json(prompt, extra), ensure_ascii=False), adapter_id, t, os.getpid(), t])
         return eid
 
     def heartbeat(self, episode_id: str) -> None:
@@ -280,7 +281,8 @@ class TrajectoryStore:
     def finish_episode(self, episode_id: str, status: str, answer: str | None = None) -> None:
         with self._write() as c:
             c.execute("UPDATE episode SET status=?, answer=?, ended_at=?, heartbeat_at=? WHERE id=?",
-                      [status, answer and storable(answer), now(), now(), episode_id])
+                      [status, answer and redact(answer, tuple(self.settings.redact_patterns))[0], now(), now(),
+                       episode_id])
 
     def get_episode(self, episode_id: str) -> dict | None:
         """The episode (prompt decoded), or None. A unique id prefix of 8+ characters also works."""
@@ -542,8 +544,11 @@ class TrajectoryStore:
                 sessions[session["id"]] = session
                 ep = {k: rec.get(k) for k in EPISODE_FIELDS}
                 ep["status"] = ep["status"] or "done"
-                if not isinstance(ep["prompt"], str):
-                    ep["prompt"] = json.dumps(ep["prompt"] or [], ensure_ascii=False)
+                prompt = json.loads(ep["prompt"]) if isinstance(ep["prompt"], str) else ep["prompt"] or []
+                ep["prompt"] = json.dumps(_redact_json(prompt, extra), ensure_ascii=False)
+                for k in ("task", "answer"):  # an episode's own text is redacted every time: it has no seal
+                    if isinstance(ep[k], str):
+                        ep[k] = redact(ep[k], extra)[0]
                 episodes.append(_storable_row(ep))
                 for s in rec.get("steps", []):
                     row = _storable_row({k: s.get(k) for k in _STEP_INSERT_FIELDS})
@@ -718,12 +723,29 @@ def _record_problem(rec: Any) -> str | None:
     steps = rec.get("steps", [])
     if not isinstance(steps, list) or not all(isinstance(st, dict) and isinstance(st.get("id"), str) for st in steps):
         return f"episode {rec['id']}: `steps` is not a list of steps with ids"
+    if isinstance(rec.get("prompt"), str):
+        try:
+            json.loads(rec["prompt"])
+        except json.JSONDecodeError:
+            return f"episode {rec['id']}: its prompt is text but not JSON"
     for what, row, fields in [("episode", rec, EPISODE_FIELDS), ("session", session, SESSION_FIELDS),
                               *(("step " + st["id"], st, _STEP_INSERT_FIELDS) for st in steps)]:
         bad = [f for f in fields if not isinstance(row.get(f), _SCALAR) and not (f == "prompt" and what == "episode")]
         if bad:
             return f"episode {rec['id']}: {what} has a non-text value in {', '.join(bad)}"
     return None
+
+
+def _redact_json(value: Any, extra: tuple[str, ...]) -> Any:
+    """`value` (a prompt: messages, dicts, lists) with every string in it redacted. Redacting the JSON text
+    instead could cut an escape sequence in two and leave text that is no longer JSON."""
+    if isinstance(value, str):
+        return redact(value, extra)[0]
+    if isinstance(value, dict):
+        return {k: _redact_json(v, extra) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(v, extra) for v in value]
+    return value
 
 
 def _storable_row(row: dict) -> dict:

@@ -73,13 +73,17 @@ class AgentConfig:
     """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
     verify: str = "sample"
     """Which confident recalls are executed anyway: "sample" (verify_fraction of them), "all" (every retrieval
-    is predicted in full and executed: calibration data), or "none"."""
+    is predicted in full and executed: calibration data), or "none". The sample is systematic with a seeded
+    random start: each confident recall is verified with probability verify_fraction, as in a random draw, but
+    of n recalls in a session floor or ceil of n x verify_fraction are, never 3 of 9 at 10% by chance."""
     recall_threshold: float | None = None
     """Minimum token log-prob for a recall; None takes Settings.recall_threshold."""
     verify_fraction: float | None = None
     """None takes Settings.recall_verify_fraction."""
-    seed: int = 0
-    """Seeds the choice of recalls to verify."""
+    seed: int | None = None
+    """Seeds the choice of recalls to verify (the bench's runs repeat); None draws a fresh random start, so that
+    one-task sessions (`echo-agent ask`) verify their share too: a fixed start would skip the same first recalls in
+    every session."""
 
 
 class UI(Protocol):
@@ -185,7 +189,7 @@ class Agent:
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
         self.adapter_id: str | None = None
         self.always: set[str] = set()  # commands approved with [a]lways this session
-        self._rng = random.Random(self.config.seed)
+        self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
             session_id = store.start_session(kind="agent", model=getattr(policy, "name", None), shell="bash")
         self.session_id = session_id
@@ -304,9 +308,12 @@ class Agent:
             return
         fraction = (self.settings.recall_verify_fraction if self.config.verify_fraction is None
                     else self.config.verify_fraction)
-        if self.config.verify == "sample" and self._rng.random() < fraction:
-            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
-            return
+        if self.config.verify == "sample":
+            self._verify_credit += fraction
+            if self._verify_credit >= 1.0:
+                self._verify_credit -= 1.0
+                self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+                return
         self._record(result, reply, command, risk=risk, prediction=pred, recalled=True)
 
     def _stable(self, command: str) -> bool:

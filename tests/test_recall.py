@@ -179,3 +179,25 @@ def test_parse_prediction_and_f1():
     assert not p.usable
     assert recall.token_f1("a b c", "a b c") == 1.0 and recall.token_f1("a", "b") == 0.0
     assert recall.token_f1("", "") == 1.0 and recall.token_f1("a b", "a c") == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
+def test_verification_is_a_steady_share_of_confident_recalls(ws, store, fraction):
+    """A systematic sample: of n confident recalls in a session, floor or ceil of n x fraction are run."""
+    n = 40
+    replies = ["```bash\ncat app.conf\n```"] * n + ["```answer\n8123\n```"]
+    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)}, replies=replies,
+                                  recall_threshold=-0.5, verify="sample", verify_fraction=fraction, max_steps=n + 1)
+    verified = sum(s["verified"] is not None for s in steps)
+    assert len(steps) == n and verified in (int(n * fraction), int(n * fraction) + 1)
+    assert len(shell.ran) == verified
+
+
+def test_each_session_draws_its_own_start_unless_seeded():
+    from echo_agent.agent import Agent, AgentConfig
+
+    def start(seed):
+        return Agent(ScriptedBackend([]), None, None, config=AgentConfig(seed=seed))._verify_credit
+
+    assert start(3) == start(3)
+    assert len({start(None) for _ in range(5)}) == 5  # one-task sessions do not all skip the same recalls

@@ -73,9 +73,9 @@ class AgentConfig:
     """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
     verify: str = "sample"
     """Which confident recalls are executed anyway: "sample" (verify_fraction of them), "all" (every retrieval
-    is predicted in full and executed: calibration data), or "none". The sample is systematic with a seeded
-    random start: each confident recall is verified with probability verify_fraction, as in a random draw, but
-    of n recalls in a session floor or ceil of n x verify_fraction are, never 3 of 9 at 10% by chance."""
+    is predicted in full and executed: calibration data), or "none". The sample is systematic from a random
+    start (see `seed`): each confident recall is verified with probability verify_fraction, as in a random
+    draw, but of n recalls in a session floor or ceil of n x verify_fraction are."""
     recall_threshold: float | None = None
     """Minimum token log-prob for a recall; None takes Settings.recall_threshold."""
     verify_fraction: float | None = None

@@ -32,7 +32,12 @@ def cache_dir() -> Path:
 
 
 class ConfigError(Exception):
-    """The config file cannot be used; the message says which file and why."""
+    """The config file cannot be used; the message says which file and why. `setting` names the setting whose
+    value was refused, when one was."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 _LIMITS: dict[str, tuple[float | None, float | None]] = {
@@ -142,19 +147,20 @@ class Settings:
             value = getattr(self, f.name)
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
             if problem := _type_problem(value, default):
-                raise ConfigError(f"{f.name} {problem}")
+                raise ConfigError(f"{f.name} {problem}", f.name)
             lo, hi = _LIMITS.get(f.name, (None, None))
             if f.name in _POSITIVE and value <= 0:
-                raise ConfigError(f"{f.name} must be more than 0 (got {value!r})")
+                raise ConfigError(f"{f.name} must be more than 0 (got {value!r})", f.name)
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 what = f"from {lo} to {hi}" if lo is not None and hi is not None else \
                     f"at least {lo}" if lo is not None else f"at most {hi}"
-                raise ConfigError(f"{f.name} must be {what} (got {value!r})")
+                raise ConfigError(f"{f.name} must be {what} (got {value!r})", f.name)
         for i, rx in enumerate(self.redact_patterns):
             try:
                 re.compile(rx)
             except re.error as e:
-                raise ConfigError(f"redact_patterns[{i}] {rx!r} is not a regular expression ({e})") from None
+                raise ConfigError(f"redact_patterns[{i}] {rx!r} is not a regular expression ({e})",
+                                  "redact_patterns") from None
 
     @classmethod
     def load(cls, home: Path | None = None, **overrides) -> Settings:
@@ -176,5 +182,4 @@ class Settings:
         try:
             return cls(**values)
         except ConfigError as e:
-            name = str(e).split(" ", 1)[0].split("[", 1)[0]
-            raise ConfigError(f"{path}: {e}" if name in from_file else str(e)) from None
+            raise ConfigError(f"{path}: {e}" if e.setting in from_file else str(e), e.setting) from None

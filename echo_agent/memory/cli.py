@@ -164,7 +164,6 @@ def export(
                     n += 1
             os.replace(part, output)
         except OSError as e:
-            part.unlink(missing_ok=True)
             typer.echo(f"error: cannot write {output} ({e.strerror or e})", err=True)
             raise typer.Exit(1) from None
         finally:

@@ -10,7 +10,10 @@ An observation message for a step with a command is:
 Status lines (environment text, trained on):
     [exit N]
     [exit N, interrupted after S s]       the harness stopped the command (timeout, or waiting for input)
-    [no exit code: shell restarted]       the shell died
+    [exit N, shell restarted]             the command ended the shell itself (`exit 3`), which exited with N
+    [no exit code: shell restarted]       the shell died with no status to report (killed by a signal, or
+                                          stopped by the harness because it ignored the interrupt)
+A restarted shell comes back in the same directory with the same exported variables.
 
 Harness lines (the program's own words, never trained on; matched as exact whole lines):
     [… N bytes omitted …]                 elision marker inside a capped output
@@ -38,7 +41,9 @@ DECLINED_MARKER = "[not run: declined by the user]"
 DENIED_MARKER = "[not run: on the deny list]"
 
 _ELISION_RE = re.compile(r"\[… \d+ bytes omitted …\]")
-_STATUS_RE = re.compile(r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s)?\]|\[no exit code: shell restarted\]")
+SHELL_EXITED_SUFFIX = ", shell restarted]"
+_STATUS_RE = re.compile(
+    r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s|, shell restarted)?\]|\[no exit code: shell restarted\]")
 _FIXED_HARNESS = {RECALL_MARKER, INPUT_MARKER, TIMEOUT_MARKER, FORMAT_WARNING, DECLINED_MARKER, DENIED_MARKER}
 
 
@@ -55,10 +60,13 @@ def is_status_line(line: str) -> bool:
     return _STATUS_RE.fullmatch(line) is not None
 
 
-def status_line(exit_code: int | None, interrupted_after: float | None = None) -> str:
-    """The status line for a finished command; exit_code None means the shell died."""
+def status_line(exit_code: int | None, interrupted_after: float | None = None, *, restarted: bool = False) -> str:
+    """The status line for a finished command. `restarted`: the shell itself ended (with `exit_code`, or None
+    when it reported none)."""
     if exit_code is None:
         return SHELL_RESTARTED
+    if restarted:
+        return f"[exit {exit_code}{SHELL_EXITED_SUFFIX}"
     if interrupted_after is not None:
         return f"[exit {exit_code}, interrupted after {_seconds(interrupted_after)} s]"
     return f"[exit {exit_code}]"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from echo_agent.models.base import Generation, Message, ModelBackend
 
 # Every status line ends with one of these (observation contract); generation stops right after it.
-STATUS_STOPS = (*(f"[exit {i}]" for i in range(256)), " s]", obs.SHELL_RESTARTED)
+STATUS_STOPS = (*(f"[exit {i}]" for i in range(256)), " s]", obs.SHELL_EXITED_SUFFIX, obs.SHELL_RESTARTED)
 MAX_PREDICTION_TOKENS = 512
 _TOKEN_RE = re.compile(r"\S+")
 

@@ -48,8 +48,10 @@ def test_help_does_not_import_heavy_libraries():
 
 def test_exec_prints_the_observation_and_passes_the_exit_code(tmp_path):
     result = runner.invoke(app, ["exec", "--", "echo", "hello;", "exit 3"])
-    assert result.exit_code == 1  # `exit 3` ends the shell itself: no exit code, shown as a restart
-    assert result.output == "hello\n[no exit code: shell restarted]\n"
+    assert result.exit_code == 3  # `exit 3` ends the shell itself, with its status
+    assert result.output == "hello\n[exit 3, shell restarted]\n"
+    result = runner.invoke(app, ["exec", "--", "kill -9 $$"])
+    assert result.exit_code == 1 and result.output == "[no exit code: shell restarted]\n"
     result = runner.invoke(app, ["exec", "--", "ls /nope"])
     assert result.exit_code == 2 and result.output.endswith("[exit 2]\n")
 

@@ -168,11 +168,22 @@ def test_predict_before_approve_shows_a_prediction_then_asks_again(ws, store):
     assert steps[0]["note"] == obs.DECLINED_MARKER
 
 
+def test_prediction_stops_after_every_kind_of_status_line():
+    from echo_agent.models.base import find_stop
+
+    for status in ("[exit 0]", "[exit 3, shell restarted]", "[no exit code: shell restarted]",
+                   "[exit 1, interrupted after 2 s]"):
+        text = f"out\n{status}\nmore"
+        assert find_stop(text, recall.STATUS_STOPS) == len(f"out\n{status}"), status
+
+
 def test_parse_prediction_and_f1():
     p = recall.parse_prediction(Generation(f"{obs.RECALL_MARKER}\nport = 1\n[exit 0]", ["x"], [-0.1]))
     assert (p.output, p.status, p.usable) == ("port = 1\n", "[exit 0]", True)
     p = recall.parse_prediction(Generation("[exit 2]", ["x"], [-0.1]))
     assert (p.output, p.status) == ("", "[exit 2]")
+    p = recall.parse_prediction(Generation("bye\n[exit 3, shell restarted]", ["x"], [-0.1]))
+    assert (p.output, p.status) == ("bye\n", "[exit 3, shell restarted]")
     p = recall.parse_prediction(Generation("port = 1\nport", ["x"], [-0.1], "length"))
     assert p.status is None and not p.usable and not p.confident(-10)
     p = recall.parse_prediction(Generation("a\n[exit 0]", ["x"], [-9.0], "threshold"))

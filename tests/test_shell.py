@@ -156,13 +156,16 @@ def test_commands_waiting_for_input_are_interrupted(fresh, command):
     assert fresh.run("echo alive").output == "alive\n"
 
 
-@pytest.mark.parametrize("command", ["exit", "exit 3", "exec false", "kill -9 $$"])
-def test_shell_death_returns_a_result_and_respawns_with_state(fresh, tmp_path, command):
+@pytest.mark.parametrize("command, exit_code", [("exit", 0), ("exit 3", 3), ("exec false", 1),
+                                                ("trap 'echo bye' EXIT; exit 3", 3), ("kill -9 $$", None)])
+def test_shell_death_returns_a_result_and_respawns_with_state(fresh, tmp_path, command, exit_code):
     (tmp_path / "deep").mkdir()
     fresh.run("cd deep; export SURVIVOR='yes it is'")
     r = fresh.run(f"echo last words; {command}")
-    assert r.exit_code is None and r.status == obs.SHELL_RESTARTED
-    assert r.output.startswith("last words\n")
+    assert r.exit_code == exit_code
+    assert r.status == (obs.SHELL_RESTARTED if exit_code is None else f"[exit {exit_code}, shell restarted]")
+    assert obs.is_status_line(r.status) and obs.exit_code_from_status(r.status) == exit_code
+    assert r.output == ("last words\nbye\n" if "bye" in command else "last words\n")
     r = fresh.run("pwd; echo $SURVIVOR")
     assert r.output == f"{tmp_path / 'deep'}\nyes it is\n" and r.exit_code == 0
 

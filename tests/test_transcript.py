@@ -140,6 +140,7 @@ HARNESS_LIKE = [
     "[exit 0]",
     "[exit 1, interrupted after 2 s]",
     "[no exit code: shell restarted]",
+    "[exit 3, shell restarted]",
     "[recalled]",
     "",
 ]
@@ -153,7 +154,8 @@ line_st = st.one_of(
     lines=st.lists(line_st, max_size=30),
     trailing_nl=st.booleans(),
     status=st.sampled_from(
-        ["[exit 0]", "[exit 2]", "[exit 124, interrupted after 1.5 s]", "[no exit code: shell restarted]"]
+        ["[exit 0]", "[exit 2]", "[exit 124, interrupted after 1.5 s]", "[no exit code: shell restarted]",
+         "[exit 3, shell restarted]"]
     ),
     notes=st.lists(st.sampled_from([INPUT_MARKER, TIMEOUT_MARKER]), max_size=2),
     head=st.integers(5, 200),

@@ -7,7 +7,8 @@ How a command runs:
   and `$PWD`: `<tok><exit>:<pwd><tok>`. PROMPT_COMMAND runs even when bash abandons a line after Ctrl-C, so an
   interrupted command still ends cleanly. The prompt itself is empty; nothing is matched against a prompt.
 - Before the sentinel, PROMPT_COMMAND saves `export -p` to a state file; when the shell dies (`exit`,
-  `kill -9 $$`), the next run starts a new bash in the same directory with the same exported variables.
+  `kill -9 $$`), the next run starts a new bash in the same directory with the same exported variables. A shell
+  that exited by itself reports its exit status (`[exit 3, shell restarted]`); one killed by a signal has none.
 - Output is read in chunks into a bounded head and tail, so a 50 MB output costs a fixed amount of memory.
 - A command blocked reading the terminal (seen in /proc: a foreground process reading fd 0, which is the
   terminal) is interrupted after `input_wait` seconds; a command past its timeout is interrupted too.
@@ -171,7 +172,7 @@ class ShellSession:
         blocked_since: float | None = None
         deadline = t0 + timeout
         stage = 0  # 0 running, 1 SIGINT sent, 2 SIGKILL sent to the job
-        shell_died = False
+        shell_died = stopped_shell = False
         while not reader.match:
             data = self._read(0.05)
             if data is None:
@@ -200,15 +201,15 @@ class ShellSession:
             elif stage == 1:
                 self._signal_foreground(signal.SIGKILL)
             else:  # the job is bash itself and it will not stop: end the shell; the next run respawns it
-                shell_died = True
+                shell_died = stopped_shell = True
                 break
             stage += 1
             deadline = now + GRACE_S
 
         duration_ms = int((time.monotonic() - t0) * 1000)
         if shell_died:
-            self._kill_shell()
-            exit_code, status = None, obs.SHELL_RESTARTED
+            exit_code = self._kill_shell(exited=not stopped_shell)
+            status = obs.status_line(exit_code, restarted=True)
         else:
             exit_code, self.cwd = reader.exit_code, reader.cwd
             status = obs.status_line(exit_code, interrupted_after)
@@ -278,17 +279,25 @@ class ShellSession:
                 return True
         return False
 
-    def _kill_shell(self) -> None:
-        """SIGKILL the foreground job and bash (bash leads its own session, so its pid is its group)."""
+    def _kill_shell(self, exited: bool = False) -> int | None:
+        """SIGKILL the foreground job and bash (bash leads its own session, so its pid is its group).
+
+        `exited`: bash closed the terminal itself; give it a moment to be reaped, and return its exit status
+        (None when a signal ended it, or when it is still running and is killed here)."""
         child, self._child = self._child, None
         if child is None:
-            return
+            return None
+        deadline = time.monotonic() + (GRACE_S if exited else 0)
+        while child.isalive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status = None if child.isalive() else child.exitstatus
         for pgrp in {_session_pgrp(child), child.pid} - {None}:
             try:
                 os.killpg(pgrp, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         child.close(force=True)
+        return status
 
 
 def _fast_tmp() -> str | None:

@@ -38,7 +38,7 @@ WORDS = "amber cobalt falcon harbor juniper lantern meadow nickel orchid pebble 
 
 
 @dataclass
-class Task:
+class AssistantTask:
     name: str
     text: str
     expected: list[str]
@@ -53,7 +53,7 @@ class Task:
         )
 
 
-def make_workspace(root: Path, seed: int) -> list[Task]:
+def make_workspace(root: Path, seed: int) -> list[AssistantTask]:
     """Write the workspace under `root` (deterministic for a seed) and return the tasks with their answers."""
     rng = random.Random(seed)
 
@@ -109,20 +109,20 @@ def make_workspace(root: Path, seed: int) -> list[Task]:
     write("tools/notes.txt", "not python\n")
 
     return [
-        Task("show a file", "show me the contents of notes.md", [secret]),
-        Task("count lines", "count the lines in inventory.csv", [str(n_rows)]),
-        Task("find by name", "where is kestrel.cfg", [hidden]),
-        Task("list a directory", "what files are in the reports folder", reports),
-        Task("disk usage", "how much disk space does the media folder take up", [media_size]),
-        Task("count matches", "how many ERROR lines are in logs/service.log", [str(n_errors)]),
-        Task("last line", "what is the last line of history.txt", [last]),
-        Task("search text", "which file mentions pineapple", [fruit_file]),
-        Task("config value", "what port is set in settings.toml", [str(port)]),
-        Task("count files", "how many python files are in the tools folder", [str(n_py)]),
+        AssistantTask("show a file", "show me the contents of notes.md", [secret]),
+        AssistantTask("count lines", "count the lines in inventory.csv", [str(n_rows)]),
+        AssistantTask("find by name", "where is kestrel.cfg", [hidden]),
+        AssistantTask("list a directory", "what files are in the reports folder", reports),
+        AssistantTask("disk usage", "how much disk space does the media folder take up", [media_size]),
+        AssistantTask("count matches", "how many ERROR lines are in logs/service.log", [str(n_errors)]),
+        AssistantTask("last line", "what is the last line of history.txt", [last]),
+        AssistantTask("search text", "which file mentions pineapple", [fruit_file]),
+        AssistantTask("config value", "what port is set in settings.toml", [str(port)]),
+        AssistantTask("count files", "how many python files are in the tools folder", [str(n_py)]),
     ]
 
 
-def check_examples_clean(tasks: list[Task], root: Path) -> None:
+def check_examples_clean(tasks: list[AssistantTask], root: Path) -> None:
     """Fail loudly if a bundled in-context example is one of the benchmark's tasks (wording or file names)."""
     norm: Callable[[str], str] = lambda s: " ".join(s.lower().split())  # noqa: E731
     task_texts = {norm(t.text) for t in tasks}

@@ -153,9 +153,7 @@ def main() -> int:
         record(novel_store, shell, [(t, f) for f in files for t in NOVEL], facts)
     t_record = time.monotonic() - t0
 
-    cfg = TrainConfig(lora_r=settings.lora_r, lora_alpha=settings.lora_alpha, max_minutes=args.minutes)
-    if args.epochs is not None:
-        cfg.epochs = args.epochs
+    cfg = TrainConfig.from_settings(settings, max_minutes=args.minutes, epochs=args.epochs)
     console.print(f"[dim]recorded {args.episodes} training episodes in {t_record:.0f} s; training {cfg}[/dim]")
 
     def progress(event: str, info: dict) -> None:
@@ -190,9 +188,7 @@ def main() -> int:
     # The bare loop: same model config and init, the first epoch of train()'s own batch plan.
     from echo_agent.updater.dataset import select_cycle_data
 
-    data = select_cycle_data(store, tokenizer, since_seq=0, max_seq_len=settings.max_seq_len,
-                             heldout_fraction=settings.heldout_fraction, duplicate_cap=settings.duplicate_cap,
-                             seed=cfg.seed)
+    data = select_cycle_data(store, tokenizer, since_seq=0, settings=settings, seed=cfg.seed)
     fresh, _, _ = load_for_training("embedded", None, cfg, "cpu")
     plan = [collate(b, pad_id, "cpu") for b in batches(data.train, cfg.batch_tokens, random.Random(cfg.seed))]
     bare_tokens, bare_s = bare_loop(fresh, plan, cfg)

@@ -35,6 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
+from echo_agent.memory.exchange import export_episodes
 from echo_agent.memory.store import STEP_FIELDS, TrajectoryStore
 
 WORDS = ("error warning info debug request response user config server client cache build test deploy "
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     bytes_per_step = sum(p.stat().st_size for p in tmp.glob("store.db*")) / n
-    records = list(store.export_episodes())
+    records = list(export_episodes(store))
     store.close()
 
     def timed_import(name: str, recs: list[dict]) -> float:

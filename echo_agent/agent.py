@@ -1,8 +1,9 @@
 """The agent loop: ask the model for a reply, run its command (asking first when it is not read-only), record
 the step, repeat until the model answers or a limit is reached.
 
-Steered by three exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or wall time) and `FormatError`
-(a reply with neither a command nor an answer, which becomes a harness warning the model sees). Every step is
+Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or wall time), `FormatError`
+(a reply with neither a command nor an answer, which becomes a harness warning the model sees) and `UserQuit`
+(end of input at a prompt, which ends the episode as Ctrl-C does). Every step is
 committed to the store as it completes; the context is built from the stored (redacted) steps with
 `transcript.py`, so what the model saw is exactly what the updater trains on.
 """
@@ -13,7 +14,8 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +24,8 @@ from echo_agent import recall
 from echo_agent.config import Settings
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
-from echo_agent.shell.risk import Risk, classify
+from echo_agent.records import EpisodeStatus, SessionKind, StepKind, StepSource
+from echo_agent.shell.risk import READ_ONLY, Risk, classify
 from echo_agent.transcript import build_context, live_step
 
 if TYPE_CHECKING:
@@ -47,14 +50,31 @@ class FormatError(Exception):
     """The reply has neither a command nor an answer."""
 
 
+class UserQuit(Exception):
+    """The user ended the episode at a prompt (end of input); it ends as Ctrl-C ends it: `aborted`."""
+
+
+class Verify(StrEnum):
+    """Which confident recalls are executed anyway (AgentConfig.verify)."""
+
+    SAMPLE = "sample"
+    """A systematic sample of `verify_fraction` of them."""
+    ALL = "all"
+    """Every retrieval is predicted in full and executed: calibration data."""
+    NONE = "none"
+
+
 @dataclass
 class AgentConfig:
+    """How one agent runs. A field left None takes its value from the Settings the Agent is given, once, when
+    the Agent is built (`resolved`)."""
+
     max_steps: int = 8
     """Replies the model may give in one episode."""
     max_seconds: float = 300.0
     """Wall time for one episode."""
-    command_timeout: float = 30.0
-    """Seconds before a command is interrupted."""
+    command_timeout: float | None = None
+    """Seconds before a command is interrupted; None takes Settings.command_timeout."""
     max_new_tokens: int = 200
     """Longest reply."""
     yes: bool = False
@@ -71,11 +91,10 @@ class AgentConfig:
     """Context budget in characters; the oldest steps are dropped first (the prompt and task always stay)."""
     recall: bool = True
     """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
-    verify: str = "sample"
-    """Which confident recalls are executed anyway: "sample" (verify_fraction of them), "all" (every retrieval
-    is predicted in full and executed: calibration data), or "none". The sample is systematic from a random
-    start (see `seed`): each confident recall is verified with probability verify_fraction, as in a random
-    draw, but of n recalls in a session floor or ceil of n x verify_fraction are."""
+    verify: Verify = Verify.SAMPLE
+    """Which confident recalls are executed anyway. The sample is systematic from a random start (see `seed`):
+    each confident recall is verified with probability verify_fraction, as in a random draw, but of n recalls in
+    a session floor or ceil of n x verify_fraction are."""
     recall_threshold: float | None = None
     """Minimum token log-prob for a recall; None takes Settings.recall_threshold."""
     verify_fraction: float | None = None
@@ -85,6 +104,15 @@ class AgentConfig:
     one-task sessions (`echo-agent ask`) verify their share too: a fixed start would skip the same first recalls in
     every session."""
 
+    def resolved(self, settings: Settings) -> AgentConfig:
+        """This config with every None that means "the setting" replaced by the setting's value."""
+        return replace(
+            self,
+            command_timeout=settings.command_timeout if self.command_timeout is None else self.command_timeout,
+            recall_threshold=settings.recall_threshold if self.recall_threshold is None else self.recall_threshold,
+            verify_fraction=(settings.recall_verify_fraction if self.verify_fraction is None
+                             else self.verify_fraction))
+
 
 class UI(Protocol):
     """What the agent shows the user and asks them. The CLI draws with rich; tests record."""
@@ -93,7 +121,8 @@ class UI(Protocol):
     def command(self, command: str, risk: Risk) -> None: ...
     def observation(self, step: dict[str, Any]) -> None: ...
     def confirm(self, command: str, risk: Risk) -> str:
-        """"y", "n", "a" (always, this session), "p" (show a prediction, then ask again), or "e:NEW COMMAND"."""
+        """"y", "n", "a" (always, this session), "p" (show a prediction, then ask again), or "e:NEW COMMAND";
+        raises UserQuit when the user ends the input instead of answering."""
         ...
     def prediction(self, prediction: recall.Prediction) -> None:
         """Show what the model expects a command to print (marked as a prediction, never as output)."""
@@ -122,7 +151,7 @@ class SilentUI:
 @dataclass
 class EpisodeResult:
     episode_id: str | None
-    status: str  # done | limit | aborted | failed
+    status: EpisodeStatus
     answer: str | None
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -183,15 +212,15 @@ class Agent:
     ) -> None:
         self.policy, self.shell, self.store = policy, shell, store
         self.predictor = predictor or policy
-        self.config = config or AgentConfig()
         self.settings = settings or Settings.load()
+        self.config = (config or AgentConfig()).resolved(self.settings)
         self.ui = ui or SilentUI()
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
         self.adapter_id: str | None = None
         self.always: set[str] = set()  # commands approved with [a]lways this session
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
-            session_id = store.start_session(kind="agent", model=getattr(policy, "name", None), shell="bash")
+            session_id = store.start_session(kind=SessionKind.AGENT, model=getattr(policy, "name", None), shell="bash")
         self.session_id = session_id
 
     def run(self, task: str, parent_episode_id: str | None = None) -> EpisodeResult:
@@ -207,7 +236,7 @@ class Agent:
         if self.store is not None:
             episode_id = self.store.start_episode(self.session_id, task, {"messages": prompt},
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
-        result = EpisodeResult(episode_id, "running", None)
+        result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
         started = time.monotonic()
         try:
             while True:
@@ -217,14 +246,14 @@ class Agent:
                     raise LimitsExceeded(f"time limit ({self.config.max_seconds:.0f} s) reached")
                 self._step(prompt, task, earlier, result)
         except Submitted as answer:
-            result.status, result.answer = "done", str(answer)
+            result.status, result.answer = EpisodeStatus.DONE, str(answer)
         except LimitsExceeded:
-            result.status = "limit"
-        except KeyboardInterrupt:
-            result.status = "aborted"
+            result.status = EpisodeStatus.LIMIT
+        except (KeyboardInterrupt, UserQuit):
+            result.status = EpisodeStatus.ABORTED
             raise
         except BaseException:
-            result.status = "failed"
+            result.status = EpisodeStatus.FAILED
             raise
         finally:
             if self.store is not None and episode_id is not None:
@@ -264,7 +293,7 @@ class Agent:
         if risk.denied:
             self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
             return
-        if risk.level == "read_only":
+        if risk.level == READ_ONLY:
             self._retrieve(result, reply, command, risk, messages)
             return
         while not self.config.yes and command not in self.always:
@@ -294,8 +323,8 @@ class Agent:
         if not self.config.recall:
             self._record(result, reply, command, risk=risk, shell_result=self._run(command))
             return
-        threshold = self.threshold
-        if self.config.verify == "all":  # calibration: full prediction, always executed, compared
+        threshold = self.config.recall_threshold
+        if self.config.verify == Verify.ALL:  # calibration: full prediction, always executed, compared
             pred = recall.predict(self.predictor, messages, reply)
             self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
             return
@@ -306,10 +335,8 @@ class Agent:
         if not pred.confident(threshold):
             self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
             return
-        fraction = (self.settings.recall_verify_fraction if self.config.verify_fraction is None
-                    else self.config.verify_fraction)
-        if self.config.verify == "sample":
-            self._verify_credit += fraction
+        if self.config.verify == Verify.SAMPLE:
+            self._verify_credit += self.config.verify_fraction
             if self._verify_credit >= 1.0:
                 self._verify_credit -= 1.0
                 self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
@@ -325,18 +352,14 @@ class Agent:
         runs = self.store.recent_runs(command, self.shell.cwd, n) if self.store is not None else []
         return len(runs) >= n and len(set(runs)) == 1
 
-    @property
-    def threshold(self) -> float:
-        t = self.config.recall_threshold
-        return self.settings.recall_threshold if t is None else t
-
     def _run(self, command: str) -> Any:
         return self.shell.run(command, timeout=self.config.command_timeout)
 
     def _record(self, result: EpisodeResult, reply: str, command: str | None, *, risk: Risk | None = None,
                 shell_result: Any = None, note: str = "", prediction: recall.Prediction | None = None,
                 recalled: bool = False) -> None:
-        kind = "retrieval" if risk is not None and risk.level == "read_only" and not risk.denied else "action"
+        retrieval = risk is not None and risk.level == READ_ONLY and not risk.denied
+        kind = StepKind.RETRIEVAL if retrieval else StepKind.ACTION
         fields: dict[str, Any] = {}
         if prediction is not None:
             fields = {"predicted_output": prediction.text, "confidence": prediction.confidence_min,
@@ -346,7 +369,7 @@ class Agent:
                 fields["verified"] = int(recall.exactly_right(prediction, shell_result.output, shell_result.status))
                 fields["verify_f1"] = recall.token_f1(prediction.output, shell_result.output)
         if recalled:
-            fields.update(source="recalled", output=prediction.output, status=prediction.status,
+            fields.update(source=StepSource.RECALLED, output=prediction.output, status=prediction.status,
                           cwd_before=self.shell.cwd)
         if self.store is not None and result.episode_id is not None:
             step_id = self.store.record_step(result.episode_id, reply=reply, command=command, result=shell_result,
@@ -354,7 +377,7 @@ class Agent:
             step = self.store.get_step(step_id)  # as stored: redacted
         else:
             step = live_step(reply, command, shell_result, note=note,
-                             source=fields.get("source", "executed"), output=fields.get("output", ""),
+                             source=fields.get("source", StepSource.EXECUTED), output=fields.get("output", ""),
                              status=fields.get("status"))
             step.update(kind=kind, **{k: v for k, v in fields.items() if k not in ("output", "status")})
         result.steps.append(step)

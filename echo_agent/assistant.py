@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from echo_agent.agent import UI, Agent, AgentConfig
-from echo_agent.config import Settings
+from echo_agent.config import BackendName, Settings
+from echo_agent.errors import AdapterError, ModelError
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
 
 
 @contextmanager
@@ -35,30 +40,42 @@ def open_agent(
     from echo_agent.shell import ShellSession
 
     backend = backend or settings.backend
-    if backend == "scripted":
-        if script is None:
-            raise ValueError("the scripted backend needs --script FILE (a JSON list of replies)")
-        policy = make_backend("scripted", replies=json.loads(Path(script).read_text()))
+    if backend == BackendName.SCRIPTED:
+        policy = make_backend(backend, replies=scripted_replies(script))
     else:
         policy = make_backend(backend, model or settings.model, adapter=adapter)
-    store = TrajectoryStore(db, settings=settings) if record else None
-    source = None
-    if adapter is None and store is not None and backend != "scripted":
-        source = registry_adapter_source(store, model or settings.model, warn)
-    with ShellSession(output_cap_bytes=settings.output_cap_bytes, input_wait=settings.input_wait) as shell:
-        try:
-            yield Agent(policy, shell, store, config=config, settings=settings, ui=ui, adapter=source)
-        finally:
-            if store is not None:
-                store.close()
+    with ExitStack() as stack:
+        store = stack.enter_context(TrajectoryStore(db, settings=settings)) if record else None
+        source = None
+        if adapter is None and store is not None and backend != BackendName.SCRIPTED:
+            source = registry_adapter_source(store, model or settings.model, warn)
+        shell = stack.enter_context(ShellSession(output_cap_bytes=settings.output_cap_bytes,
+                                                 input_wait=settings.input_wait))
+        yield Agent(policy, shell, store, config=config, settings=settings, ui=ui, adapter=source)
 
 
-def registry_adapter_source(store, model: str | Path, warn: Callable[[str], None]):
+def scripted_replies(script: Path | None) -> list[str]:
+    """The replies of a `--script` file: a JSON list of strings."""
+    if script is None:
+        raise ModelError("the scripted backend needs --script FILE (a JSON list of replies)")
+    try:
+        replies = json.loads(Path(script).read_text())
+    except OSError as e:
+        raise ModelError(f"cannot read the script {script} ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"the script {script} is not JSON ({e})") from None
+    if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
+        raise ModelError(f"the script {script} must be a JSON list of strings (the replies, in order)")
+    return replies
+
+
+def registry_adapter_source(store: TrajectoryStore, model: str | Path, warn: Callable[[str], None]
+                            ) -> Callable[[], tuple[str | None, Path | None]]:
     """The agent's adapter source: the registry's adapter in use, if it was trained on this base model.
 
     An adapter for another base is refused with a message (once per adapter) and the base model is used.
     """
-    from echo_agent.updater.registry import AdapterError, check_adapter, current_adapter, model_identity
+    from echo_agent.updater.registry import check_adapter, current_adapter, model_identity
 
     base_hash: list[str] = []
     refused: set[str] = set()

@@ -10,9 +10,15 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import tomllib
+
+from echo_agent.errors import ConfigError
+
+__all__ = ["BackendName", "ConfigError", "Settings", "cache_dir", "home_dir"]
 
 
 def home_dir() -> Path:
@@ -31,25 +37,25 @@ def cache_dir() -> Path:
     return Path(base) / "echo-agent"
 
 
-class ConfigError(Exception):
-    """The config file cannot be used; the message says which file and why. `setting` names the setting whose
-    value was refused, when one was."""
+class BackendName(StrEnum):
+    """The model backends a user can choose (`--backend`, the `backend` setting)."""
 
-    def __init__(self, message: str, setting: str | None = None) -> None:
-        super().__init__(message)
-        self.setting = setting
+    LOCAL = "local"
+    """transformers + peft, CPU or CUDA (the default)."""
+    VLLM = "vllm"
+    """vLLM on a GPU machine (the `vllm` extra)."""
+    SCRIPTED = "scripted"
+    """Replays a JSON list of replies (`--script`): tests and demos."""
 
 
-_LIMITS: dict[str, tuple[float | None, float | None]] = {
-    "max_seq_len": (16, None), "output_cap_bytes": (1024, None), "context_head_chars": (0, None),
-    "context_tail_chars": (0, None), "lora_r": (1, None), "lora_alpha": (1, None), "duplicate_cap": (1, None),
-    "heldout_fraction": (0, 0.5), "replay_fraction": (0, None), "replay_min": (0, None),
-    "retention_episodes": (0, None), "recall_threshold": (None, 0), "recall_verify_fraction": (0, 1),
-    "recall_min_runs": (0, None),
-}
-"""Inclusive bounds of numeric settings (None: open). A recall threshold is a log-prob, so at most 0. The gate's
-margin and tolerances have none: a negative one is how a test forces a rejection."""
-_POSITIVE = {"command_timeout", "input_wait"}
+def setting(default: Any, *, lo: float | None = None, hi: float | None = None, above: float | None = None,
+            choices: type[StrEnum] | None = None) -> Any:
+    """A setting's default with its bounds: `lo`/`hi` inclusive, `above` exclusive, `choices` an enum of the
+    allowed texts. A list default is copied for each Settings."""
+    metadata = {"lo": lo, "hi": hi, "above": above, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _type_problem(value: object, default: object) -> str | None:
@@ -74,87 +80,91 @@ def _type_problem(value: object, default: object) -> str | None:
     return None if ok else f"must be {want} (got {value!r})"
 
 
+def _bound_problem(value: Any, bounds: Any) -> str | None:
+    """Why `value` is outside a setting's bounds (see `setting`), or None."""
+    lo, hi, above, choices = (bounds.get(k) for k in ("lo", "hi", "above", "choices"))
+    if choices is not None and value not in {c.value for c in choices}:
+        return f"must be one of {', '.join(c.value for c in choices)} (got {value!r})"
+    if above is not None and value <= above:
+        return f"must be more than {above} (got {value!r})"
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        what = (f"from {lo} to {hi}" if lo is not None and hi is not None else
+                f"at least {lo}" if lo is not None else f"at most {hi}")
+        return f"must be {what} (got {value!r})"
+    return None
+
+
 @dataclass
 class Settings:
+    """Every setting, its default and its bounds. Measurements behind the defaults: docs/measurements.md."""
+
     # --- model ---
-    model: str = "embedded"
+    model: str = setting("embedded")
     """Model to run: "embedded" (SmolLM2-135M-Instruct), a transformers directory, or a GGUF file."""
-    backend: str = "local"
+    backend: str = setting(BackendName.LOCAL.value, choices=BackendName)
     """Model backend: local (transformers + peft), vllm, or scripted."""
-    max_seq_len: int = 2048
+    max_seq_len: int = setting(2048, lo=16)
     """Longest token sequence the model sees at run time and in training."""
     # --- shell and observations ---
-    command_timeout: float = 30.0
+    command_timeout: float = setting(30.0, above=0)
     """Seconds a command may run before it is interrupted."""
-    input_wait: float = 1.0
+    input_wait: float = setting(1.0, above=0)
     """Seconds a command may sit blocked reading the terminal before it is interrupted as waiting for input."""
-    output_cap_bytes: int = 256 * 1024
+    output_cap_bytes: int = setting(256 * 1024, lo=1024)
     """Stored output cap (head + tail around the elision marker)."""
-    context_head_chars: int = 2000
+    context_head_chars: int = setting(2000, lo=0)
     """Characters of an output's head the model sees in context."""
-    context_tail_chars: int = 2000
+    context_tail_chars: int = setting(2000, lo=0)
     """Characters of an output's tail the model sees in context."""
-    read_only_commands: list[str] = field(default_factory=list)
+    read_only_commands: list[str] = setting([])
     """Extra command names the user declares read-only (retrievals, run without asking)."""
     # --- store and privacy ---
-    redact_patterns: list[str] = field(default_factory=list)
+    redact_patterns: list[str] = setting([])
     """Extra regular expressions whose matches are redacted before anything is stored."""
-    excluded_dirs: list[str] = field(default_factory=list)
+    excluded_dirs: list[str] = setting([])
     """Directories whose steps are stored with trainable=0."""
-    # --- updater (defaults from DESIGN.md) ---
-    lora_r: int = 16
-    lora_alpha: int = 32
-    duplicate_cap: int = 3
+    # --- updater ---
+    lora_r: int = setting(16, lo=1)
+    lora_alpha: int = setting(32, lo=1)
+    duplicate_cap: int = setting(3, lo=1)
     """Identical (command, output, cwd_before) steps labelled per training set."""
-    heldout_fraction: float = 0.10
-    gate_margin: float = 0.02
+    heldout_fraction: float = setting(0.10, lo=0, hi=0.5)
+    """The newest fraction of a cycle's new episodes (at least one) held out for the gate, not trained on."""
+    # The gate's margin and tolerances have no bounds: a negative one is how a test forces a rejection.
+    gate_margin: float = setting(0.02)
     """Relative env-CE gain a candidate needs over the current adapter."""
-    forgetting_tolerance: float = 0.05
+    forgetting_tolerance: float = setting(0.05)
     """Largest relative rise of the forgetting-probe CE over the base model."""
-    replay_fraction: float = 0.5
+    replay_fraction: float = setting(0.5, lo=0)
     """Older episodes replayed per cycle, as a fraction of the new training episodes (at least `replay_min`)."""
-    replay_min: int = 32
+    replay_min: int = setting(32, lo=0)
     """Fewest older episodes replayed in a cycle (when there are that many), so a cycle with little new data does
-    not take many passes over a few look-ups alone and overwrite similar older facts. Measured on the retrieval
-    bench (seed 0): with 8, the third cycle lost 26% of the older steps the adapter in use could recall and was
-    rejected; with 32 (every older episode there) it lost none, and round 4 recalled all 13 look-ups exactly."""
-    retention_episodes: int = 32
+    not take many passes over a few look-ups alone and overwrite similar older facts."""
+    retention_episodes: int = setting(32, lo=0)
     """Older episodes (a seeded sample) on which the gate checks that the candidate keeps what the adapter in use
     can recall."""
-    retention_tolerance: float = 0.05
+    retention_tolerance: float = setting(0.05)
     """Largest fraction of the older steps the adapter in use can recall (every env token's CE within the recall
     threshold) that a candidate may lose."""
     # --- recall ---
-    recall_threshold: float = -0.1
-    """Minimum token log-prob a prediction needs to be used instead of running the command. Chosen from measured
-    calibration (`echo-agent bench retrieval --verify all`, seeds 0 and 2, 80 predicted-and-executed look-ups of
-    the learning arm): precision/coverage 1.00/0.55 at -0.05, 1.00/0.56 at -0.1, 0.98/0.61 at -0.25, 0.96/0.64 at
-    -0.5, 0.88/0.72 at -1.0. -0.1 is the loosest threshold with no wrong prediction; the wrong recalls seen in
-    default bench runs at -0.25 scored -0.15, -0.18 and -0.23, and one wrong answer in a 12-task round is
-    already below the bench's 95% accuracy."""
-    recall_verify_fraction: float = 0.10
+    recall_threshold: float = setting(-0.1, hi=0)
+    """Minimum token log-prob a prediction needs to be used instead of running the command (a log-prob, so at
+    most 0): the loosest threshold with no wrong prediction in the measured calibration."""
+    recall_verify_fraction: float = setting(0.10, lo=0, hi=1)
     """Fraction of confident recalls that are executed anyway to verify."""
-    recall_min_runs: int = 2
+    recall_min_runs: int = setting(2, lo=0)
     """A command is recalled only after its newest this-many runs in the same directory printed one and the same
     output: a command whose output changes (`ls` of a busy directory, `git status`) is always run, and a fact seen
-    once is not trusted yet. Measured on the retrieval bench (seed 2): the one wrong recall was a command run
-    once, predicted with the version number of a similar file at a weakest-token log-prob of -0.15."""
+    once is not trusted yet."""
 
     def __post_init__(self) -> None:
-        """Every value of the type its default has and within its range, and every redaction pattern a valid
+        """Every value of the type its default has and within its bounds, and every redaction pattern a valid
         regular expression: a bad config.toml is one clear error at start, not a crash in the middle of a task."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-            if problem := _type_problem(value, default):
+            if problem := _type_problem(value, default) or _bound_problem(value, f.metadata):
                 raise ConfigError(f"{f.name} {problem}", f.name)
-            lo, hi = _LIMITS.get(f.name, (None, None))
-            if f.name in _POSITIVE and value <= 0:
-                raise ConfigError(f"{f.name} must be more than 0 (got {value!r})", f.name)
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                what = f"from {lo} to {hi}" if lo is not None and hi is not None else \
-                    f"at least {lo}" if lo is not None else f"at most {hi}"
-                raise ConfigError(f"{f.name} must be {what} (got {value!r})", f.name)
         for i, rx in enumerate(self.redact_patterns):
             try:
                 re.compile(rx)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from echo_agent import observation as obs
 
 if TYPE_CHECKING:
-    from echo_agent.models.base import Generation, Message, ModelBackend
+    from echo_agent.models.base import ChatMessage, Generation, ModelBackend
 
 # Every status line ends with one of these (observation contract); generation stops right after it.
 STATUS_STOPS = (*(f"[exit {i}]" for i in range(256)), " s]", obs.SHELL_EXITED_SUFFIX, obs.SHELL_RESTARTED)
@@ -41,7 +41,7 @@ class Prediction:
         return self.usable and self.confidence_min is not None and self.confidence_min >= threshold
 
 
-def predict(predictor: ModelBackend, messages: list[Message], reply: str, *, min_logprob: float | None = None,
+def predict(predictor: ModelBackend, messages: list[ChatMessage], reply: str, *, min_logprob: float | None = None,
             max_new_tokens: int = MAX_PREDICTION_TOKENS) -> Prediction:
     """What the model expects the command in `reply` to print, as the next `tool` message after `messages`."""
     gen = predictor.generate([*messages, {"role": "assistant", "content": reply}], role="tool",

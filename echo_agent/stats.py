@@ -3,17 +3,19 @@
 From the user's store: per repeated task (a task's identity is its text, lower-cased, whitespace collapsed), the
 retrievals each episode executed and recalled, in time order; recall precision (verified recalls that were
 exactly right / verified recalls); and the adapter history (held-out env CE of every candidate from its stored
-metrics, and whether the gate promoted it). Plain SQL over the store; no model is loaded.
+metrics, and whether the gate promoted it). The questions are `echo_agent.memory.queries`; no model is loaded.
+The command is `echo_agent/cli/stats.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+from echo_agent.memory import queries
+from echo_agent.memory.adapters import list_adapters
+from echo_agent.records import task_identity
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -22,19 +24,11 @@ if TYPE_CHECKING:
 def lookup_history(store: TrajectoryStore, min_episodes: int = 2) -> list[dict[str, Any]]:
     """Per task seen in at least `min_episodes` episodes, most frequent first: each episode's executed and
     recalled retrievals, oldest first."""
-    from echo_agent.memory.store import task_identity
-
-    rows = store.conn.execute(
-        "SELECT e.id, e.task, e.started_at, e.adapter_id, "
-        "  coalesce(sum(s.kind='retrieval' AND s.source='executed'), 0), "
-        "  coalesce(sum(s.kind='retrieval' AND s.source='recalled'), 0) "
-        "FROM episode e LEFT JOIN step s ON s.episode_id = e.id GROUP BY e.id ORDER BY e.started_at, e.rowid"
-    ).fetchall()
     tasks: dict[str, dict[str, Any]] = {}
-    for eid, task, started, adapter, executed, recalled in rows:
-        t = tasks.setdefault(task_identity(task), {"task": task_identity(task), "episodes": []})
-        t["episodes"].append({"episode_id": eid, "started_at": started, "adapter_id": adapter,
-                              "executed": int(executed), "recalled": int(recalled)})
+    for row in queries.episode_lookups(store):
+        t = tasks.setdefault(task_identity(row["task"]), {"task": task_identity(row["task"]), "episodes": []})
+        t["episodes"].append({k: row[k] for k in ("episode_id", "started_at", "adapter_id")}
+                             | {"executed": int(row["executed"]), "recalled": int(row["recalled"])})
     out = [t for t in tasks.values() if len(t["episodes"]) >= min_episodes]
     for t in out:
         eps = t["episodes"]
@@ -47,12 +41,9 @@ def recall_precision(store: TrajectoryStore) -> dict[str, Any]:
     """Recalls and verified recalls: right / checked (a verified recall is an executed step whose confident
     prediction was compared with the real output)."""
     threshold = store.settings.recall_threshold
-    recalled = store.conn.execute("SELECT count(*) FROM step WHERE source='recalled'").fetchone()[0]
-    checked, right = store.conn.execute(
-        "SELECT count(*), coalesce(sum(verified=1), 0) FROM step WHERE source='executed' AND verified IS NOT NULL "
-        "AND confidence_min IS NOT NULL AND confidence_min >= ?", [threshold]).fetchone()
-    return {"recalled": int(recalled), "verified": int(checked), "verified_right": int(right),
-            "precision": right / checked if checked else None, "threshold": threshold}
+    counts = queries.recall_counts(store, threshold)
+    checked = counts["verified"]
+    return {**counts, "precision": counts["verified_right"] / checked if checked else None, "threshold": threshold}
 
 
 CALIBRATION_THRESHOLDS = (-0.05, -0.1, -0.25, -0.5, -1.0, -1.5, -2.0, -3.0, -5.0)
@@ -62,9 +53,7 @@ def calibration(store: TrajectoryStore, thresholds: tuple[float, ...] = CALIBRAT
     """Recall precision and coverage at each threshold, from retrievals that were predicted in full and executed
     (`--verify all`): coverage = share of those retrievals whose weakest token clears the threshold (they would
     be recalled), precision = share of those whose prediction was exactly right."""
-    rows = store.conn.execute(
-        "SELECT confidence_min, verified FROM step WHERE kind='retrieval' AND source='executed' "
-        "AND verified IS NOT NULL AND confidence_min IS NOT NULL").fetchall()
+    rows = queries.verified_predictions(store)
     out = []
     for t in thresholds:
         kept = [v for c, v in rows if c >= t]
@@ -77,7 +66,7 @@ def calibration(store: TrajectoryStore, thresholds: tuple[float, ...] = CALIBRAT
 def adapter_history(store: TrajectoryStore) -> list[dict[str, Any]]:
     """Every adapter, oldest first, with the held-out env CE before (current) and after (candidate) it."""
     out = []
-    for a in store.list_adapters():
+    for a in list_adapters(store):
         m = a["metrics"] or {}
         ce, kept = m.get("heldout_ce") or {}, m.get("retention") or {}
         out.append({"id": a["id"], "status": a["status"], "created_at": a["created_at"],
@@ -127,64 +116,3 @@ def plot_stats(stats: dict[str, Any], path: str | Path, top: int = 8) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def stats_command(
-    db: Annotated[str | None, typer.Option("--db", help="Store file (default: <home>/store.db).")] = None,
-    min_episodes: Annotated[int, typer.Option("--min-episodes", min=1, help="Show tasks seen at least this "
-                                              "often.")] = 2,
-    plot_path: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG plot here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
-) -> None:
-    """Look-ups per repeated task over time, recall precision and adapter history, from your store.
-
-    Example: echo-agent stats --plot stats.png
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from echo_agent.cli import fail
-    from echo_agent.config import ConfigError
-    from echo_agent.memory.store import StoreError, TrajectoryStore
-
-    try:
-        with TrajectoryStore(db, must_exist=db is not None) as store:
-            stats = collect(store, min_episodes)
-    except (StoreError, ConfigError) as e:
-        raise fail(str(e)) from None
-    if plot_path is not None:
-        stats["plot"] = str(plot_stats(stats, plot_path))
-    if as_json:
-        typer.echo(json.dumps(stats, indent=2))
-        return
-    console = Console()
-    tasks = Table(title=f"look-ups per repeated task ({stats['store']})")
-    for col in ("task", "episodes", "executed per episode (oldest → newest)", "recalled"):
-        tasks.add_column(col, justify="left" if col != "episodes" and col != "recalled" else "right")
-    for t in stats["tasks"]:
-        seq = " ".join(str(e["executed"]) for e in t["episodes"][-12:])
-        tasks.add_row(t["task"][:50], str(len(t["episodes"])), seq, str(t["recalled_total"]))
-    console.print(tasks if stats["tasks"] else f"no task seen {min_episodes}+ times yet")
-    r = stats["recall"]
-    prec = f"{r['verified_right']}/{r['verified']} = {r['precision']:.0%}" if r["verified"] else "none verified yet"
-    console.print(f"recalls: {r['recalled']}; verified recall precision: {prec} (threshold {r['threshold']:g})")
-    checked = [c for c in stats["calibration"] if c["checked"]]
-    if checked:
-        line = "  ".join(f"{c['threshold']:g}: {c['precision']:.2f}/{c['coverage']:.2f}" if c["covered"]
-                         else f"{c['threshold']:g}: –/0.00" for c in checked)
-        console.print(f"calibration over {checked[0]['checked']} predicted-and-executed look-ups "
-                      f"(threshold: precision/coverage): {line}")
-    if stats["adapters"]:
-        ads = Table(title="adapters (held-out env CE, nats/token)")
-        for col in ("id", "status", "created", "env tokens", "CE before", "CE after", "recalls lost"):
-            ads.add_column(col)
-        for a in stats["adapters"]:
-            ads.add_row(a["id"], a["status"], (a["created_at"] or "")[:19], str(a["n_env_tokens"] or "–"),
-                        f"{a['heldout_ce_before']:.3f}" if a["heldout_ce_before"] is not None else "–",
-                        f"{a['heldout_ce']:.3f}" if a["heldout_ce"] is not None else "–",
-                        f"{a['recalls_lost']}/{a['recalls_known']}" if a["recalls_known"] else "–")
-        console.print(ads)
-    else:
-        console.print("no adapters yet: `echo-agent update` trains one")
-    if plot_path is not None:
-        console.print(f"plot: {stats['plot']}")

@@ -28,7 +28,7 @@ Step = Mapping[str, Any]
 
 
 @dataclass
-class Message:
+class TranscriptMessage:
     role: str
     """system, user, assistant or tool."""
     content: str
@@ -47,10 +47,10 @@ def is_trainable(step: Step) -> bool:
     return bool(step.get("trainable", 1)) and step.get("source", "executed") != "recalled"
 
 
-def observation_message(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> Message:
+def observation_message(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> TranscriptMessage:
     """The `tool` message for one step: output (context-capped), harness lines, status line; with spans."""
     if step.get("command") is None:
-        return Message("tool", FORMAT_WARNING)
+        return TranscriptMessage("tool", FORMAT_WARNING)
     s = settings or Settings()
     output = cap_text(step.get("output") or "", s.context_head_chars, s.context_tail_chars)
     recalled = step.get("source") == "recalled"
@@ -60,7 +60,7 @@ def observation_message(step: Step, *, labelled: bool = True, settings: Settings
     prefix = RECALL_MARKER + "\n" if recalled else ""
     content = prefix + content
     if not labelled or recalled:
-        return Message("tool", content)
+        return TranscriptMessage("tool", content)
     spans: list[tuple[int, int]] = []
     pos = len(prefix)
     body = output if not output or output.endswith("\n") else output + "\n"
@@ -71,7 +71,7 @@ def observation_message(step: Step, *, labelled: bool = True, settings: Settings
     if status is not None:
         end = len(content)
         _add_span(spans, end - len(status), end)
-    return Message("tool", content, spans)
+    return TranscriptMessage("tool", content, spans)
 
 
 def _add_span(spans: list[tuple[int, int]], a: int, b: int) -> None:
@@ -83,22 +83,22 @@ def _add_span(spans: list[tuple[int, int]], a: int, b: int) -> None:
         spans.append((a, b))
 
 
-def step_messages(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> list[Message]:
+def step_messages(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> list[TranscriptMessage]:
     """The assistant reply (exactly as generated) and the observation for one step."""
-    return [Message("assistant", step.get("reply") or ""),
+    return [TranscriptMessage("assistant", step.get("reply") or ""),
             observation_message(step, labelled=labelled, settings=settings)]
 
 
-def prompt_messages(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any] | None) -> list[Message]:
+def prompt_messages(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any] | None) -> list[TranscriptMessage]:
     """The stored prompt (list of {role, content}; a dict with a "messages" list is accepted too)."""
     if isinstance(prompt, Mapping):
         prompt = prompt.get("messages", [])
-    return [Message(m["role"], m["content"]) for m in prompt or []]
+    return [TranscriptMessage(m["role"], m["content"]) for m in prompt or []]
 
 
 def _turn(episode: Mapping[str, Any], steps: Iterable[Step], labelled: Callable[[Step], bool],
-          settings: Settings | None) -> list[Message]:
-    messages = [Message("user", episode["task"])]
+          settings: Settings | None) -> list[TranscriptMessage]:
+    messages = [TranscriptMessage("user", episode["task"])]
     for step in steps:
         messages += step_messages(step, labelled=labelled(step), settings=settings)
     return messages
@@ -108,7 +108,7 @@ def render_episode(
     episode: Mapping[str, Any], steps: Sequence[Step],
     earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (), *,
     labelled: Callable[[Step], bool] = is_trainable, settings: Settings | None = None,
-) -> list[Message]:
+) -> list[TranscriptMessage]:
     """An episode as chat messages: prompt, (earlier chat turns,) task, then reply + observation per step.
 
     `earlier_turns` are (episode, steps) pairs, oldest first (TrajectoryStore.episode_chain). The prompt is
@@ -122,14 +122,14 @@ def render_episode(
     for ep, ep_steps in earlier_turns:
         messages += _turn(ep, ep_steps, labelled, settings)
         if ep.get("answer"):
-            messages.append(Message("assistant", ep["answer"]))
+            messages.append(TranscriptMessage("assistant", ep["answer"]))
     return messages + _turn(episode, steps, labelled, settings)
 
 
 def build_context(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any], task: str,
                   steps: Sequence[Step] = (),
                   earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (),
-                  settings: Settings | None = None) -> list[Message]:
+                  settings: Settings | None = None) -> list[TranscriptMessage]:
     """The context the agent sends the model before its next reply (same rendering as training)."""
     return render_episode({"task": task, "prompt": prompt}, steps, earlier_turns, settings=settings)
 

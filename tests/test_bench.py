@@ -282,13 +282,14 @@ def test_model_policy_checks_the_models_answer(tmp_path):
 
 
 def test_train_options_are_typed_and_checked():
-    from echo_agent.bench.cli import parse_train_options
+    from echo_agent.cli.bench import parse_train_options
+    from echo_agent.errors import EchoAgentError
 
     assert parse_train_options(["lr=5e-4", "lora_r=8", "objective=env"]) == {"lr": 5e-4, "lora_r": 8,
                                                                              "objective": "env"}
-    with pytest.raises(ValueError, match="KEY one of"):
+    with pytest.raises(EchoAgentError, match="KEY one of"):
         parse_train_options(["speed=11"])
-    with pytest.raises(ValueError, match="not a valid int"):
+    with pytest.raises(EchoAgentError, match="not a valid int"):
         parse_train_options(["epochs=many"])
 
 

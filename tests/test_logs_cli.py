@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from echo_agent.cli import app
-from echo_agent.memory.cli import logs_app
+from echo_agent.cli.logs import logs_app
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.shell.result import ShellResult
 
@@ -189,16 +189,48 @@ def test_dates_must_be_iso(isolated_home, args):
 
 
 def test_dates_are_local_time_compared_in_utc(isolated_home, monkeypatch):
-    from echo_agent.memory.cli import _when
+    from echo_agent.cli.logs import parse_when
 
     monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
     time.tzset()
     try:
-        assert _when("2026-03-01") == "2026-02-28T15:00:00.000000+00:00"
-        assert _when("2026-03-01T12:00+01:00") == "2026-03-01T11:00:00.000000+00:00"
+        assert parse_when("2026-03-01") == "2026-02-28T15:00:00.000000+00:00"
+        assert parse_when("2026-03-01T12:00+01:00") == "2026-03-01T11:00:00.000000+00:00"
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
     seed()  # its step started at 2026-03-01T10:00 UTC
     assert "will delete 0 steps" in runner.invoke(app, ["logs", "forget", "--until", "2026-03-01T10:59+01:00"]).output
     assert "will delete 1 steps" in runner.invoke(app, ["logs", "forget", "--until", "2026-03-01T11:01+01:00"]).output
+
+
+MARKUP = "[files] [bold]b[/bold] x"
+
+
+def test_stored_text_is_shown_literally_never_as_markup(isolated_home, tmp_path):
+    """Commands, outputs, tasks and answers are untrusted: `[...]` in them is shown as typed, and a search
+    match is marked without eating the matched word."""
+    from echo_agent.shell import ShellSession
+
+    store = TrajectoryStore()
+    sid = store.start_session()
+    command = f"printf '%s\\n' \"{MARKUP}\"; wc -l files.txt"
+    for task in (f"show {MARKUP}", f"show {MARKUP}"):  # twice: `stats` lists tasks seen 2+ times
+        eid = store.start_episode(sid, task, [])
+        with ShellSession(cwd=tmp_path) as shell:
+            store.record_step(eid, reply="r", command=command, result=shell.run(command))
+        store.finish_episode(eid, "done", f"[red]{MARKUP}[/red]")
+    store.close()
+    wide = {"COLUMNS": "300"}
+    r = runner.invoke(app, ["logs", "search", "files"], env=wide)
+    assert r.exit_code == 0
+    assert f"{MARKUP} wc: files.txt: No such file or" in r.output  # FTS5 cuts the snippet at 12 words
+    assert f"printf '%s\\n' \"{MARKUP}" in r.output
+    r = runner.invoke(app, ["logs", "show", eid], env=wide)
+    assert f"show {MARKUP}" in r.output and f"[red]{MARKUP}[/red]" in r.output and f"\n{MARKUP}\n" in r.output
+    assert f"$ {command}" in r.output
+    assert f"show {MARKUP}" in runner.invoke(app, ["logs"], env=wide).output
+    assert f"show {MARKUP}" in runner.invoke(app, ["logs", "stats"], env=wide).output
+    assert f"show {MARKUP}" in runner.invoke(app, ["stats"], env=wide).output
+    hits = json.loads(runner.invoke(app, ["logs", "search", "files", "--json"]).output)
+    assert "[files].txt" in " ".join(h["snippet"] for h in hits)  # JSON keeps its bracket markers

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from echo_agent.errors import AdapterError
 from echo_agent.models.base import Generation, GenerationBuilder, find_stop
 from echo_agent.models.local import template_role
 from echo_agent.models.scripted import UNKNOWN_LOGPROB, ScriptedBackend, ScriptExhausted, split_tokens
@@ -224,7 +225,7 @@ def test_adapters_switch_in_place_without_reloading_the_base(tiny_model_dir, tmp
 
 
 def test_use_adapter_rejects_a_directory_without_an_adapter(tiny_backend, tmp_path):
-    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+    with pytest.raises(AdapterError, match="adapter_config.json"):
         tiny_backend.use_adapter(tmp_path)
     assert tiny_backend.adapter is None
 

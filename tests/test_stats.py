@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from echo_agent.cli import app
+from echo_agent.memory.adapters import insert_adapter
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.stats import adapter_history, collect, lookup_history, plot_stats, recall_precision
 
@@ -36,9 +37,9 @@ def store(isolated_home):
         _episode(s, sid, "once only", [{}, {"kind": "action", "command": "touch x"}])
         _episode(s, sid, "who owns it", [{"confidence_min": -0.05, "verified": 0}])  # a verified recall: wrong
         _episode(s, sid, "who owns it", [{"confidence_min": -3.0, "verified": 0}])  # not confident: not a recall
-        s.insert_adapter(id="a0001", status="promoted", n_env_tokens=50,
+        insert_adapter(s, id="a0001", status="promoted", n_env_tokens=50,
                          metrics={"heldout_ce": {"base": 2.0, "current": 2.0, "candidate": 1.2}, "probe_rise": 0.01})
-        s.insert_adapter(id="a0002", status="rejected", n_env_tokens=20,
+        insert_adapter(s, id="a0002", status="rejected", n_env_tokens=20,
                          metrics={"heldout_ce": {"base": 2.0, "current": 1.2, "candidate": 1.19},
                                   "retention": {"known": 10, "lost": 4, "lost_fraction": 0.4}})
         yield s

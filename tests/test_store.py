@@ -9,8 +9,19 @@ import sqlite3
 import pytest
 
 from echo_agent.config import Settings
+from echo_agent.memory.adapters import get_adapter, insert_adapter, list_adapters, record_verdict, set_status
+from echo_agent.memory.exchange import export_episodes, import_episodes
+from echo_agent.memory.forget import ForgetCriteria, forget_plan, forget_steps
 from echo_agent.memory.migrations import KNOWN
-from echo_agent.memory.store import StoreError, TrajectoryStore, fts_query, task_identity
+from echo_agent.memory.queries import store_counts, task_counts
+from echo_agent.memory.store import (
+    SNIPPET_CLOSE,
+    SNIPPET_OPEN,
+    StoreError,
+    TrajectoryStore,
+    fts_query,
+    task_identity,
+)
 from echo_agent.shell.result import ShellResult
 
 PROMPT = [{"role": "system", "content": "You are a terminal agent."}]
@@ -131,7 +142,7 @@ def test_record_step_fields_seq_idx_and_episode(store):
 def test_seq_is_never_reused_after_forget(store):
     eid, ids = episode_with_steps(store, n=2)
     top = store.episode_steps(eid)[-1]["seq"]
-    store.forget(episode_ids=[eid])
+    forget_steps(store, ForgetCriteria(episode_ids=(eid,)))
     eid2, _ = episode_with_steps(store, n=1)
     assert store.episode_steps(eid2)[0]["seq"] > top
 
@@ -171,10 +182,10 @@ def test_task_prompt_and_answer_are_redacted_too(store, tmp_path):
     raw = store.path.read_bytes() + store.path.with_name("store.db-wal").read_bytes()
     assert not any(x.encode() in raw for x in (gh, sk, "hunter2"))
 
-    record = next(store.export_episodes())
+    record = next(export_episodes(store))
     record.update(task=f"imported {gh}", answer=f"imported {sk}", prompt=json.dumps([{"content": gh}]))
     other = TrajectoryStore(tmp_path / "other.db")
-    other.import_episodes([record])
+    import_episodes(other, [record])
     ep = other.get_episode(eid)
     assert (ep["task"], ep["answer"]) == ("imported [REDACTED:github_token]", "imported [REDACTED:api_key]")
     assert ep["prompt"] == [{"content": "[REDACTED:github_token]"}]
@@ -224,7 +235,8 @@ def test_search_ranks_quotes_and_never_raises(store):
     store.record_step(eid, reply="", command="echo", result=result("echo", "listen listen listen 8080\n"))
     hits = store.search("listen 8080")
     assert len(hits) == 2 and hits[0]["rank"] <= hits[1]["rank"]
-    assert "[8080]" in hits[0]["snippet"] or "[listen]" in hits[0]["snippet"]
+    assert f"{SNIPPET_OPEN}8080{SNIPPET_CLOSE}" in hits[0]["snippet"] or \
+        f"{SNIPPET_OPEN}listen{SNIPPET_CLOSE}" in hits[0]["snippet"]
     assert store.search("foo-bar")[0]["command"] == "cat nginx.conf"
     for nasty in ['"', 'a"b', "NEAR(", "*", "-x", "AND OR NOT", "()", "col:val", ""]:
         store.search(nasty)
@@ -234,7 +246,7 @@ def test_search_ranks_quotes_and_never_raises(store):
 def test_fts_stays_consistent_after_forget(store):
     eid, _ = episode_with_steps(store, n=2)
     assert len(store.search("notes1.md")) == 1
-    counts = store.forget(query="notes1.md")
+    counts = forget_steps(store, ForgetCriteria(query="notes1.md"))
     assert counts["steps"] == 1 and counts["episodes"] == 0
     assert store.search("notes1.md") == []
     assert store.conn.execute("INSERT INTO step_fts(step_fts) VALUES('integrity-check')") is not None
@@ -243,21 +255,21 @@ def test_fts_stays_consistent_after_forget(store):
 
 def test_forget_by_dir_time_and_marks_adapters_stale(store):
     eid, ids = episode_with_steps(store, n=2)
-    a1 = store.insert_adapter(base_model="m", path="/x", status="promoted")
-    a2 = store.insert_adapter(base_model="m", path="/y", status="promoted")
+    a1 = insert_adapter(store, base_model="m", path="/x", status="promoted")
+    a2 = insert_adapter(store, base_model="m", path="/y", status="promoted")
     assert (a1, a2) == ("a0001", "a0002")
-    store.record_adapter_steps(a1, ids[:1])
-    plan = store.forget_plan(directory="/tmp/work")
-    assert len(plan["step_seqs"]) == 2 and plan["episodes"] == [eid] and plan["adapters"] == [a1]
-    assert store.forget_plan(directory="/tmp/wor")["step_seqs"] == []
-    assert store.forget_plan(until="2000-01-01")["step_seqs"] == []
-    counts = store.forget(directory="/tmp/work", since="2026-01-01")
+    record_verdict(store, a1, status="promoted", metrics={}, step_ids=ids[:1])
+    plan = forget_plan(store, ForgetCriteria(directory="/tmp/work"))
+    assert len(plan.step_seqs) == 2 and plan.episodes == [eid] and plan.adapters == [a1]
+    assert forget_plan(store, ForgetCriteria(directory="/tmp/wor")).step_seqs == []
+    assert forget_plan(store, ForgetCriteria(until="2000-01-01")).step_seqs == []
+    counts = forget_steps(store, ForgetCriteria(directory="/tmp/work", since="2026-01-01"))
     assert counts == {"steps": 2, "episodes": 1, "adapters_stale": 1}
     assert store.get_episode(eid) is None
-    assert store.get_adapter(a1)["status"] == "stale" and store.get_adapter(a2)["status"] == "promoted"
+    assert get_adapter(store, a1)["status"] == "stale" and get_adapter(store, a2)["status"] == "promoted"
     assert store.conn.execute("SELECT count(*) FROM adapter_step").fetchone()[0] == 0
     with pytest.raises(StoreError):
-        store.forget()
+        forget_steps(store, ForgetCriteria())
 
 
 def test_forget_parent_of_chat_turn(store):
@@ -265,7 +277,7 @@ def test_forget_parent_of_chat_turn(store):
     first = store.start_episode(sid, "hi", PROMPT)
     second = store.start_episode(sid, "and then?", PROMPT, parent_episode_id=first)
     assert [e["id"] for e in store.episode_chain(second)] == [first]
-    store.forget(episode_ids=[first])
+    forget_steps(store, ForgetCriteria(episode_ids=(first,)))
     assert store.get_episode(second)["parent_episode_id"] is None
 
 
@@ -274,19 +286,19 @@ def test_export_import_roundtrip_is_idempotent(store, tmp_path):
     sid = store.get_episode(eid)["session_id"]
     child = store.start_episode(sid, "follow up", PROMPT, parent_episode_id=eid)
     store.record_step(child, reply="r", command=None)
-    records = list(store.export_episodes())
+    records = list(export_episodes(store))
     assert len(records) == 2
     assert set(records[0]) == set(records[1])
     assert records[0]["messages"][0] == PROMPT[0] and records[0]["messages"][1]["content"] == "list files"
     assert all(isinstance(r["prompt"], str) for r in records)
     json.dumps(records)
     other = TrajectoryStore(tmp_path / "other.db")
-    first = other.import_episodes(reversed(records))  # child before parent: deferred foreign keys
+    first = import_episodes(other, reversed(records))  # child before parent: deferred foreign keys
     assert first == {"sessions": 1, "episodes": 2, "steps": 3, "skipped_episodes": 0}
-    assert other.import_episodes(records) == {"sessions": 0, "episodes": 0, "steps": 0, "skipped_episodes": 2}
+    assert import_episodes(other, records) == {"sessions": 0, "episodes": 0, "steps": 0, "skipped_episodes": 2}
     assert [s["output"] for s in other.episode_steps(eid)] == [s["output"] for s in store.episode_steps(eid)]
     assert len(other.search("notes1.md")) == 1
-    assert list(other.export_episodes()) == records
+    assert list(export_episodes(other)) == records
     other.close()
 
 
@@ -303,7 +315,7 @@ def test_import_redacts(store):
             {"id": "x1", "idx": 0, "command": "cat .env", "output": "token=abcdef123456\n", "trainable": 1}
         ],
     }
-    store.import_episodes([rec])
+    import_episodes(store, [rec])
     s = store.episode_steps("e1")[0]
     assert s["output"] == "token=[REDACTED:token]\n" and s["trainable"] == 0
 
@@ -343,10 +355,10 @@ def test_task_counts_and_stats(store):
     for task in ["Free up  space", "free up space", "FREE UP SPACE\n", "list files"]:
         store.start_episode(sid, task, PROMPT)
     assert task_identity(" Free\tUP  space ") == "free up space"
-    counts = store.task_counts()
+    counts = task_counts(store)
     assert counts[0]["task"] == "free up space" and counts[0]["episodes"] == 3
     assert sum(counts[0]["by_day"].values()) == 3
-    st = store.stats()
+    st = store_counts(store)
     assert (st["sessions"], st["episodes"], st["steps"]) == (1, 4, 0)
     assert st["bytes"] > 0 and st["tasks"][1]["task"] == "list files"
 
@@ -363,11 +375,11 @@ def test_not_a_store_and_foreign_database(tmp_path):
 
 
 def test_adapter_helpers(store):
-    aid = store.insert_adapter(base_model="smol", path="/a", metrics={"env_ce": 1.5}, trained_through_seq=7)
-    assert store.get_adapter(aid)["metrics"] == {"env_ce": 1.5}
-    store.set_adapter_status(aid, "promoted")
-    assert [a["id"] for a in store.list_adapters("promoted")] == [aid]
-    assert store.list_adapters("rejected") == []
+    aid = insert_adapter(store, base_model="smol", path="/a", metrics={"env_ce": 1.5}, trained_through_seq=7)
+    assert get_adapter(store, aid)["metrics"] == {"env_ce": 1.5}
+    set_status(store, {aid: "promoted"})
+    assert [a["id"] for a in list_adapters(store, "promoted")] == [aid]
+    assert list_adapters(store, "rejected") == []
 
 
 @pytest.mark.parametrize("durable, level", [(True, 2), (False, 1)])
@@ -393,22 +405,22 @@ def test_idx_counts_per_episode_across_connections(store):
 
 
 def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path, monkeypatch):
-    import echo_agent.memory.store as store_module
+    import echo_agent.memory.exchange as exchange_module
 
     sid = store.start_session()
     eid = store.start_episode(sid, "t", PROMPT)
     store.record_step(eid, reply="r", command="cat .env", result=result("cat .env", "token=abcdef123456\n"))
     store.record_step(eid, reply="r", command="cat ids", result=result("cat ids", "customer-4242\n"))
-    records = list(store.export_episodes())
+    records = list(export_episodes(store))
     assert all(s["redaction_seal"] for s in records[0]["steps"])
     calls = []
-    real = store_module.redact
+    real = exchange_module.redact
     monkeypatch.setattr(
-        store_module, "redact", lambda text, extra=(): calls.append(text) or real(text, extra)
+        exchange_module, "redact", lambda text, extra=(): calls.append(text) or real(text, extra)
     )
 
     sealed = TrajectoryStore(tmp_path / "sealed.db")
-    sealed.import_episodes(records)
+    import_episodes(sealed, records)
     step_texts = {st[k] for st in records[0]["steps"] for k in ("reply", "command", "output")}
     assert calls and not step_texts & set(calls)  # the steps, sealed by the same rules, are not redacted twice
     steps = sealed.episode_steps(eid)
@@ -420,7 +432,7 @@ def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path,
     tampered = json.loads(json.dumps(records))
     tampered[0]["steps"][1]["output"] = "password=hunter2\n"
     edited = TrajectoryStore(tmp_path / "edited.db")
-    edited.import_episodes(tampered)
+    import_episodes(edited, tampered)
     s = edited.episode_steps(eid)[1]
     assert s["output"] == "password=[REDACTED:password]\n" and s["trainable"] == 0 and s["redactions"] == 1
     assert "password=hunter2\n" in calls
@@ -428,7 +440,7 @@ def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path,
 
     # Other rules (a user pattern here) make every seal stale: the importing store applies its own.
     strict = TrajectoryStore(tmp_path / "strict.db", settings=Settings(redact_patterns=[r"customer-\d+"]))
-    strict.import_episodes(records)
+    import_episodes(strict, records)
     s = strict.episode_steps(eid)[1]
     assert s["output"] == "[REDACTED:custom]\n" and s["trainable"] == 0
     strict.close()
@@ -443,7 +455,7 @@ def test_search_returns_best_matches_first_with_limit(store):
     store.record_step(eid, reply="r", command="uname", result=result("uname", "kernel\n"))
     hits = store.search("kernel", limit=5)
     assert len(hits) == 5 and [h["rank"] for h in hits] == sorted(h["rank"] for h in hits)
-    assert all(h["task"] == "t" and "[kernel]" in h["snippet"] for h in hits)
+    assert all(h["task"] == "t" and f"{SNIPPET_OPEN}kernel{SNIPPET_CLOSE}" in h["snippet"] for h in hits)
     everything = store.search("kernel", limit=100)
     assert len(everything) == 31 and [h["rank"] for h in everything[:5]] == [h["rank"] for h in hits]
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from echo_agent.memory.exchange import export_episodes, import_episodes
+from echo_agent.memory.forget import ForgetCriteria, forget_plan
 from echo_agent.memory.store import StoreError, TrajectoryStore
 from echo_agent.shell.result import ShellResult
 
@@ -188,13 +190,13 @@ def test_lone_surrogates_are_stored_as_replacement_characters(tmp_path):
     assert (ep["task"], ep["answer"], ep["prompt"][0]["content"]) == ("task \ufffd", "answer \ufffd", "\ufffd")
     assert (step["reply"], step["command"]) == ("r \ufffd", "cat \ufffd")
     assert step["output"] == "x \ufffd [REDACTED:github_token]" and step["redactions"] == 1
-    assert store.search("cat \udcff") and len(store.forget_plan(directory="/w/\udcff")["step_seqs"]) == 1
+    assert store.search("cat \udcff") and len(forget_plan(store, ForgetCriteria(directory="/w/\udcff")).step_seqs) == 1
 
-    record = next(store.export_episodes())
+    record = next(export_episodes(store))
     record["task"] = "imported \udcff"
     record["steps"][0]["note"] = "note \udcff"
     record["steps"][0]["output"] = "sealed text \udcff"  # the seal no longer matches: redacted again
     other = TrajectoryStore(tmp_path / "other.db")
-    assert other.import_episodes([record])["steps"] == 1
+    assert import_episodes(other, [record])["steps"] == 1
     ep, step = other.get_episode(record["id"]), other.episode_steps(record["id"])[0]
     assert (ep["task"], step["note"], step["output"]) == ("imported \ufffd", "note \ufffd", "sealed text \ufffd")

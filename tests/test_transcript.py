@@ -14,7 +14,13 @@ from echo_agent.observation import (
     elision_marker,
     is_harness_line,
 )
-from echo_agent.transcript import Message, build_context, live_step, observation_message, render_episode
+from echo_agent.transcript import (
+    TranscriptMessage,
+    build_context,
+    live_step,
+    observation_message,
+    render_episode,
+)
 
 PROMPT = [
     {"role": "system", "content": "You are a terminal agent."},
@@ -36,7 +42,7 @@ def step(output: str, status: str | None = "[exit 0]", command: str | None = "ls
     }
 
 
-def assert_spans_are_env_only(msg: Message) -> None:
+def assert_spans_are_env_only(msg: TranscriptMessage) -> None:
     for a, b in msg.env_spans:
         assert 0 <= a < b <= len(msg.content)
         for line in msg.content[a:b].split("\n"):

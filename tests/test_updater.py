@@ -17,13 +17,16 @@ from hypothesis import strategies as st
 from echo_agent import observation as obs
 from echo_agent.agent import Agent, AgentConfig
 from echo_agent.config import Settings
+from echo_agent.errors import UpdateBusy
+from echo_agent.memory.adapters import get_adapter, insert_adapter, list_adapters
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
 from echo_agent.transcript import render_episode
 from echo_agent.updater import registry
-from echo_agent.updater.cycle import UpdateBusy, retention, run_cycle, update_lock
+from echo_agent.updater.cycle import run_cycle, update_lock
 from echo_agent.updater.dataset import select_cycle_data, tokenize_episode, windows
+from echo_agent.updater.gate import retention
 from echo_agent.updater.train import TrainConfig, evaluate, train
 
 # --- masks -----------------------------------------------------------------------------------------------
@@ -178,7 +181,8 @@ def filled_store(store, tmp_path):
 
 
 def test_cycle_data_holds_out_the_newest_episodes_and_caps_duplicates(filled_store, smollm2_tokenizer):
-    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0, heldout_fraction=0.1, duplicate_cap=2)
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0,
+                             settings=Settings(heldout_fraction=0.1, duplicate_cap=2))
     assert len(data.heldout_episode_ids) == 1  # 10% of 12, at least one
     newest = filled_store.recent_episodes(1)[0]["id"]
     assert data.heldout_episode_ids == [newest]
@@ -242,13 +246,13 @@ def test_empty_store_and_only_redacted_steps_have_nothing_to_train(store, isolat
     record_lookups(store, ws, {"creds.env": "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}, 3)
     assert all(s["trainable"] == 0 for s in store.iter_steps())
     assert cycle(store, isolated_home, tiny_model_dir).status == "nothing-new"
-    assert store.list_adapters() == []
+    assert list_adapters(store) == []
 
 
 def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_home, tiny_model_dir):
     report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert report.status == "promoted" and report.adapter_id == "a0001"
-    row = filled_store.get_adapter("a0001")
+    row = get_adapter(filled_store, "a0001")
     assert row["status"] == "promoted" and row["metrics"]["heldout_ce"]["candidate"] > 0
     path = Path(row["path"])
     assert registry.adapter_complete(path)
@@ -265,7 +269,7 @@ def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_
 
 def test_gate_rejects_without_enough_gain(filled_store, isolated_home, tiny_model_dir):
     report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=0.99)
-    assert report.status == "rejected" and filled_store.get_adapter(report.adapter_id)["status"] == "rejected"
+    assert report.status == "rejected" and get_adapter(filled_store, report.adapter_id)["status"] == "rejected"
     assert registry.current_adapter(filled_store) == (None, None)
 
 
@@ -281,9 +285,10 @@ def test_retention_counts_recallable_steps_the_candidate_loses():
 def test_later_cycles_replay_and_check_older_episodes(filled_store, isolated_home, tiny_model_dir, tmp_path,
                                                       smollm2_tokenizer):
     first = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
-    since = filled_store.get_adapter(first.adapter_id)["trained_through_seq"]
+    since = get_adapter(filled_store, first.adapter_id)["trained_through_seq"]
     record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 1)
-    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=since, replay_min=5, retention_episodes=7)
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=since,
+                             settings=Settings(replay_min=5, retention_episodes=7))
     old = {s["episode_id"] for s in filled_store.iter_steps() if s["seq"] <= since}
     assert len(data.replay_episode_ids) == 5 and set(data.replay_episode_ids) <= old  # the floor, not 1 of 2 new
     assert len({w.episode_id for w in data.retention}) == 7 and {w.episode_id for w in data.retention} <= old
@@ -291,7 +296,7 @@ def test_later_cycles_replay_and_check_older_episodes(filled_store, isolated_hom
     # rejects even a candidate that lost nothing.
     report = cycle(filled_store, isolated_home, tiny_model_dir, gate_margin=-10.0, retention_tolerance=-1.0)
     assert report.status == "rejected" and report.metrics["retention"]["lost_fraction"] >= 0.0
-    assert filled_store.get_adapter(report.adapter_id)["metrics"]["gate"]["retention_tolerance"] == -1.0
+    assert get_adapter(filled_store, report.adapter_id)["metrics"]["gate"]["retention_tolerance"] == -1.0
     assert registry.current_adapter(filled_store)[0] == first.adapter_id
 
 
@@ -301,15 +306,15 @@ def test_corrupt_adapter_is_refused_and_the_previous_stays_in_use(filled_store, 
     record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 2)
     second = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert (first.status, second.status) == ("promoted", "promoted")
-    (Path(filled_store.get_adapter(second.adapter_id)["path"]) / "adapter_model.safetensors").unlink()
+    (Path(get_adapter(filled_store, second.adapter_id)["path"]) / "adapter_model.safetensors").unlink()
     assert registry.current_adapter(filled_store)[0] == first.adapter_id
     with pytest.raises(registry.AdapterError, match="incomplete"):
-        registry.check_adapter(Path(filled_store.get_adapter(second.adapter_id)["path"]), "x")
+        registry.check_adapter(Path(get_adapter(filled_store, second.adapter_id)["path"]), "x")
 
 
 def test_adapter_for_another_base_is_refused(filled_store, isolated_home, tiny_model_dir):
     report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
-    path = Path(filled_store.get_adapter(report.adapter_id)["path"])
+    path = Path(get_adapter(filled_store, report.adapter_id)["path"])
     with pytest.raises(registry.AdapterError, match="trained on"):
         registry.check_adapter(path, "0" * 64)
 
@@ -360,11 +365,11 @@ def test_sigkill_during_training_promotes_nothing_and_is_cleaned_up(filled_store
     (isolated_home / "adapters" / ".tmp-a0001-").rename(tmp_dir)  # what a real save in flight leaves
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert filled_store.get_adapter("a0001")["status"] == "candidate"
+    assert get_adapter(filled_store, "a0001")["status"] == "candidate"
     assert registry.current_adapter(filled_store) == (None, None)
     report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert not tmp_dir.exists()
-    assert filled_store.get_adapter("a0001")["status"] == "rejected"
+    assert get_adapter(filled_store, "a0001")["status"] == "rejected"
     assert report.status == "promoted" and report.adapter_id == "a0002"
 
 
@@ -395,7 +400,7 @@ def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store,
         assert policy.adapter is None and script.adapter is None
         report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
         second = agent.run("show svc0.conf")
-    path = Path(filled_store.get_adapter(report.adapter_id)["path"])
+    path = Path(get_adapter(filled_store, report.adapter_id)["path"])
     assert script.adapter == path and policy.adapter == path
     assert filled_store.get_episode(first.episode_id)["adapter_id"] is None
     assert filled_store.get_episode(second.episode_id)["adapter_id"] == report.adapter_id
@@ -409,9 +414,72 @@ def test_the_agent_refuses_an_adapter_trained_on_another_base(store, isolated_ho
     for name in registry.ADAPTER_FILES:
         (path / name).write_text("{}")
     (path / registry.META_FILE).write_text(json.dumps({"base_model": "other-model", "base_hash": "f" * 64}))
-    store.insert_adapter(id="a0001", path=str(path), status="promoted", base_model="other-model",
+    insert_adapter(store, id="a0001", path=str(path), status="promoted", base_model="other-model",
                          base_hash="f" * 64, trained_through_seq=0, n_env_tokens=0)
     warnings: list[str] = []
     source = registry_adapter_source(store, tiny_model_dir, warnings.append)
     assert source() == (None, None) and source() == (None, None)
     assert len(warnings) == 1 and "trained on other-model" in warnings[0] and "base model" in warnings[0]
+
+
+KILL_AT = (
+    "import os, signal, sys\n"
+    "from pathlib import Path\n"
+    "from echo_agent.memory.store import TrajectoryStore\n"
+    "store = TrajectoryStore(Path(sys.argv[1]) / 'store.db')\n"
+    "marker, nth, seen = sys.argv[2], int(sys.argv[3]), []\n"
+    "def trace(sql):\n"
+    "    if sql.startswith(marker):\n"
+    "        seen.append(sql)\n"
+    "        if len(seen) == nth:\n"
+    "            os.kill(os.getpid(), signal.SIGKILL)\n"
+    "store.conn.set_trace_callback(trace)\n"
+    "exec(sys.argv[4])\n"
+)
+"""Runs argv[4] on the home's store and SIGKILLs itself as the nth statement starting with argv[2] starts."""
+
+
+def kill_at(home: Path, marker: str, nth: int, code: str, *args: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, str(home), marker, str(nth), code, *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def fake_adapter(home: Path, adapter_id: str) -> str:
+    path = registry.adapters_dir(home) / adapter_id
+    path.mkdir(parents=True)
+    for name in (*registry.ADAPTER_FILES, registry.META_FILE):
+        (path / name).write_text("{}")
+    return str(path)
+
+
+def test_a_promotion_killed_half_way_changes_nothing(store, isolated_home):
+    """Promoting an older adapter retires the newer one and promotes it: killed between the two writes, the
+    store still has the newer one in use, never no adapter at all."""
+    for adapter_id, status in (("a0001", "rejected"), ("a0002", "promoted")):
+        insert_adapter(store, id=adapter_id, path=fake_adapter(isolated_home, adapter_id), status=status)
+    kill_at(isolated_home, "UPDATE adapter SET status", 2,
+            "from echo_agent.updater.registry import promote; promote(store, 'a0001')")
+    assert [(a["id"], a["status"]) for a in list_adapters(store)] == [("a0001", "rejected"), ("a0002", "promoted")]
+    assert registry.current_adapter(store)[0] == "a0002"
+    registry.promote(store, "a0001")  # not killed: both changes land
+    assert [(a["id"], a["status"]) for a in list_adapters(store)] == [("a0001", "promoted"), ("a0002", "retired")]
+
+
+def test_a_cycle_killed_while_recording_its_verdict_records_none_of_it(filled_store, isolated_home,
+                                                                       tiny_model_dir):
+    """The steps a candidate trained on, its metrics and its status are one write: a kill between the
+    adapter_step rows and the status leaves a plain candidate (which the next cycle rejects), never a candidate
+    that claims training steps without a verdict."""
+    code = ("from echo_agent.config import Settings\n"
+            "from echo_agent.updater.cycle import run_cycle\n"
+            "from echo_agent.updater.train import TrainConfig\n"
+            "run_cycle(store, Settings.load(gate_margin=-10.0), home=Path(sys.argv[1]), model=sys.argv[5],\n"
+            "          cfg=TrainConfig(epochs=1), device='cpu')\n")
+    kill_at(isolated_home, "UPDATE adapter SET metrics", 1, code, str(tiny_model_dir))
+    row = get_adapter(filled_store, "a0001")
+    assert row["status"] == "candidate" and row["metrics"] == {}
+    assert filled_store.conn.execute("SELECT count(*) FROM adapter_step").fetchone()[0] == 0
+    report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
+    assert get_adapter(filled_store, "a0001")["status"] == "rejected" and report.adapter_id == "a0002"
+    assert filled_store.conn.execute("SELECT count(*) FROM adapter_step WHERE adapter_id='a0002'").fetchone()[0] > 0

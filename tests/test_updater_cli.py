@@ -10,6 +10,8 @@ from test_updater import FILES, record_lookups
 from typer.testing import CliRunner
 
 from echo_agent.cli import app
+from echo_agent.errors import UpdaterError
+from echo_agent.memory.adapters import list_adapters
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.updater import daemon
 
@@ -61,16 +63,16 @@ def test_daemon_waits_for_running_episodes_then_trains(tiny_home, tmp_path):
     pid = daemon.start(tiny_home, interval=0.2, min_new_tokens=1)
     try:
         assert daemon.status(tiny_home).running and daemon.status(tiny_home).pid == pid
-        with pytest.raises(RuntimeError, match="already running"):
+        with pytest.raises(UpdaterError, match="already running"):
             daemon.start(tiny_home)
         time.sleep(2)
         with TrajectoryStore() as store:
-            assert store.list_adapters() == []  # an episode is running: no training
+            assert list_adapters(store) == []  # an episode is running: no training
             store.finish_episode(busy, "done")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with TrajectoryStore() as store:
-                if any(a["status"] == "promoted" for a in store.list_adapters()):
+                if any(a["status"] == "promoted" for a in list_adapters(store)):
                     break
             time.sleep(0.5)
         else:

@@ -27,12 +27,27 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from echo_agent.bench.suite import Suite, Task
+from echo_agent.agent import Verify
+from echo_agent.bench.suite import Suite, SuiteTask
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.config import Settings
+from echo_agent.records import SessionKind, StepKind, StepSource
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
+
+class BenchPolicy(StrEnum):
+    """Who chooses the look-ups and writes the answers."""
+
+    SCRIPTED = "scripted"
+    """The task definitions (the model only predicts): the world model is measured alone."""
+    MODEL = "model"
+    """The agent's model, with the assistant's own prompt."""
+
 
 ARMS = ("frozen", "learning")
 TRAIN_DEFAULTS = {"batch_tokens": 256}
@@ -56,10 +71,9 @@ class BenchConfig:
     """Overall time budget; the run stops cleanly when it is spent and reports what ran."""
     arms: tuple[str, ...] = ARMS
     """Which arms to run: frozen (never trains), learning (one update cycle between rounds)."""
-    policy: str = "scripted"
-    """scripted (look-ups from the task definitions) or model (the agent's model chooses and answers)."""
-    verify: str = "sample"
-    """sample (a fraction of confident recalls is executed) or all (every retrieval predicted and executed)."""
+    policy: BenchPolicy = BenchPolicy.SCRIPTED
+    verify: Verify = Verify.SAMPLE
+    """Which confident recalls are executed anyway (`all`: every retrieval predicted and executed)."""
     model: str = "embedded"
     """The model: "embedded", a transformers directory or a GGUF file."""
     epochs: int = 5
@@ -93,7 +107,7 @@ class ScriptedPolicy:
     finds in the observations (or "not found")."""
 
     def __init__(self) -> None:
-        self.task: Task | None = None
+        self.task: SuiteTask | None = None
         self.commands: tuple[str, ...] = ()
 
     def __call__(self, messages: Sequence[dict[str, str]]) -> str:
@@ -178,7 +192,8 @@ class Bench:
                 store = stack.enter_context(TrajectoryStore(home / "store.db", self.settings, durable=False))
                 shell = stack.enter_context(ShellSession(cwd=workspace))
                 script = ScriptedPolicy()
-                policy = ScriptedBackend(script, name="scripted-bench") if self.cfg.policy == "scripted" else predictor
+                policy = (ScriptedBackend(script, name="scripted-bench") if self.cfg.policy == BenchPolicy.SCRIPTED
+                          else predictor)
                 learning = name == "learning"
 
                 def adapter(store=store, learning=learning):
@@ -186,13 +201,13 @@ class Bench:
 
                 # With a scripted policy the whole prompt is one short system message: prompt tokens cost training.
                 # The model policy gets the assistant's own prompt, in-context examples included: it must choose.
-                scripted = self.cfg.policy == "scripted"
+                scripted = self.cfg.policy == BenchPolicy.SCRIPTED
                 prompt = [{"role": "system", "content": BENCH_SYSTEM_PROMPT}] if scripted else None
                 config = AgentConfig(
                     examples=0 if scripted else AgentConfig.examples, prompt=prompt, max_steps=4 if scripted else 6,
                     recall=True, verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
-                session = store.start_session(kind="bench", model=getattr(predictor, "name", None), shell="bash")
+                session = store.start_session(kind=SessionKind.BENCH, model=getattr(predictor, "name", None), shell="bash")
                 agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings,
                               adapter=adapter, session_id=session)
                 arms[name] = {"home": home, "store": store, "agent": agent, "script": script, "adapter": adapter,
@@ -239,7 +254,7 @@ class Bench:
                 break
             script.task, script.commands = task, task.commands_for(round_no)
             result = agent.run(task.question)
-            if self.cfg.policy == "scripted":
+            if self.cfg.policy == BenchPolicy.SCRIPTED:
                 passed = task.check(observations_text(result.steps))
             else:
                 passed = result.answer is not None and task.check(result.answer)
@@ -251,13 +266,12 @@ class Bench:
         from echo_agent.updater.train import TrainConfig
 
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        train = {k: v for k, v in {**TRAIN_DEFAULTS, **self.cfg.train}.items() if k in fields}
-        train.setdefault("lora_r", self.settings.lora_r)
-        train.setdefault("lora_alpha", self.settings.lora_alpha)
+        train = {k: v for k, v in {"epochs": self.cfg.epochs, **TRAIN_DEFAULTS, **self.cfg.train}.items()
+                 if k in fields}
         left = self.minutes_left()
         if left is not None:  # training stops cleanly inside the budget; evaluation still runs
             train["max_minutes"] = max(0.1, left * 0.8)
-        tc = TrainConfig(epochs=self.cfg.epochs, **train)
+        tc = TrainConfig.from_settings(self.settings, **train)
         t0 = time.monotonic()
 
         def progress(event: str, info: dict) -> None:
@@ -276,7 +290,7 @@ class Bench:
 
     # --- measuring ------------------------------------------------------------------------------------------
 
-    def summarize(self, store: Any, records: list[EpisodeRecord], round_no: int, predictor: Any,
+    def summarize(self, store: TrajectoryStore, records: list[EpisodeRecord], round_no: int, predictor: Any,
                   measure: Any) -> dict[str, Any]:
         threshold = self._threshold()
         per_kind: dict[str, dict[str, int]] = {k: {"tasks": 0, "executed": 0, "recalls": 0}
@@ -288,9 +302,9 @@ class Bench:
             k = per_kind[self.suite.tasks[rec.task].kind]
             k["tasks"] += 1
             for s in steps:
-                if s["kind"] != "retrieval":
+                if s["kind"] != StepKind.RETRIEVAL:
                     continue
-                if s["source"] == "recalled":
+                if s["source"] == StepSource.RECALLED:
                     recalls += 1
                     k["recalls"] += 1
                     # Measured by the harness on every recall (not the agent's verification sample): the world
@@ -324,7 +338,7 @@ class Bench:
             "env_ce": ce, "env_tokens": ce_tokens,
         }
 
-    def env_ce(self, store: Any, episodes: list[tuple[EpisodeRecord, list[dict]]], predictor: Any,
+    def env_ce(self, store: TrajectoryStore, episodes: list[tuple[EpisodeRecord, list[dict]]], predictor: Any,
                measure: Any) -> tuple[float | None, int]:
         """The predictor's env-token CE on these episodes with real outputs (None without a torch model)."""
         model, tokenizer = getattr(predictor, "model", None), getattr(predictor, "tokenizer", None)
@@ -341,9 +355,9 @@ class Bench:
             real = []
             for s in steps:
                 s = dict(s)
-                if s["source"] == "recalled":
+                if s["source"] == StepSource.RECALLED:
                     s["output"], s["status"] = self.real_output(measure, s["command"])
-                    s["source"], s["trainable"] = "executed", 1
+                    s["source"], s["trainable"] = StepSource.EXECUTED, 1
                 real.append(s)
             msgs = render_episode(store.get_episode(rec.episode_id), real)
             owners = [None] * (len(msgs) - 2 * len(real)) + [s["id"] for s in real for _ in (0, 1)]

@@ -38,7 +38,7 @@ class SuiteError(Exception):
 
 
 @dataclass(frozen=True)
-class Task:
+class SuiteTask:
     question: str
     """What is asked (the episode's task text)."""
     commands: tuple[str, ...]
@@ -73,7 +73,7 @@ class Task:
 
 @dataclass(frozen=True)
 class Suite:
-    tasks: tuple[Task, ...]
+    tasks: tuple[SuiteTask, ...]
     name: str = "suite"
     files: dict[str, str] = field(default_factory=dict)
     executables: tuple[str, ...] = ()
@@ -159,7 +159,7 @@ def parse_suite(data: Any, source: str = "suite") -> Suite:
                 re.compile(regex)
             except re.error as e:
                 raise SuiteError(f"{where}: `answer_regex` {regex!r} is not a valid regular expression ({e})") from e
-        tasks.append(Task(question.strip(), commands, paraphrased, None if answer is None else str(answer),
+        tasks.append(SuiteTask(question.strip(), commands, paraphrased, None if answer is None else str(answer),
                           regex))
     identities = [" ".join(t.question.lower().split()) for t in tasks]
     dup = sorted({q for q in identities if identities.count(q) > 1})

@@ -14,7 +14,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from echo_agent.bench.suite import Suite, SuiteError, Task
+from echo_agent.bench.suite import Suite, SuiteError, SuiteTask
 
 SYLLABLES = "ka lo mi ne ru ta vo zen dra qui bel sor fin gal mur tep".split()
 WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday".split()
@@ -70,24 +70,24 @@ def generated_suite(seed: int = 0, n_tasks: int = 12) -> Suite:
     )
 
     run = f"./{cli}"
-    repeated: list[Task] = [
-        Task(f"what version is the {cli} cli", (f"{run} --version",), answer=cli_version),
-        Task("who is on call", ("cat notes.md",), answer=oncall),
-        Task(f"which region does {cli} target", (f"{run} --help", f"{run} region"), answer=region),
-        Task("what is the newest release in git", ("git log --oneline -n 3",), answer=release),
+    repeated: list[SuiteTask] = [
+        SuiteTask(f"what version is the {cli} cli", (f"{run} --version",), answer=cli_version),
+        SuiteTask("who is on call", ("cat notes.md",), answer=oncall),
+        SuiteTask(f"which region does {cli} target", (f"{run} --help", f"{run} region"), answer=region),
+        SuiteTask("what is the newest release in git", ("git log --oneline -n 3",), answer=release),
     ]
-    paraphrased: list[Task] = [
-        Task("where do the backups go", ("cat notes.md",), ("grep bucket notes.md",), answer=bucket),
-        Task(f"how many nodes does the {cli} cluster have", (f"{run} status",), (f"{run} status | head -n 1",),
+    paraphrased: list[SuiteTask] = [
+        SuiteTask("where do the backups go", ("cat notes.md",), ("grep bucket notes.md",), answer=bucket),
+        SuiteTask(f"how many nodes does the {cli} cluster have", (f"{run} status",), (f"{run} status | head -n 1",),
              answer=f"{nodes} nodes"),
-        Task("on which day do we deploy", ("cat notes.md",), ("grep day notes.md",), answer=day),
+        SuiteTask("on which day do we deploy", ("cat notes.md",), ("grep day notes.md",), answer=day),
     ]
     for svc in services:
         f = svc["file"]
-        repeated.append(Task(f"what port does {svc['name']} listen on", (f"cat {f}",), answer=svc["port"]))
-        paraphrased.append(Task(f"what version of {svc['name']} is deployed", (f"cat {f}",),
+        repeated.append(SuiteTask(f"what port does {svc['name']} listen on", (f"cat {f}",), answer=svc["port"]))
+        paraphrased.append(SuiteTask(f"what version of {svc['name']} is deployed", (f"cat {f}",),
                                 (f"grep version {f}",), answer=svc["version"]))
-        paraphrased.append(Task(f"who owns {svc['name']}", (f"head -n 4 {f}",), (f"grep owner {f}",),
+        paraphrased.append(SuiteTask(f"who owns {svc['name']}", (f"head -n 4 {f}",), (f"grep owner {f}",),
                                 answer=svc["owner"]))
     n_para = n_tasks // 2
     n_rep = n_tasks - n_para

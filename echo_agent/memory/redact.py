@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from ahocorasick_rs import AhoCorasick
 
@@ -172,3 +173,15 @@ def redact(text: str, extra_patterns: Iterable[str] = ()) -> tuple[str, int]:
         count += 1
     parts.append(text[done:])
     return "".join(parts), count
+
+
+def redact_json(value: Any, extra_patterns: Iterable[str] = ()) -> Any:
+    """`value` (a prompt: messages, dicts, lists) with every string in it redacted. Redacting the JSON text
+    instead could cut an escape sequence in two and leave text that is no longer JSON."""
+    if isinstance(value, str):
+        return redact(value, extra_patterns)[0]
+    if isinstance(value, dict):
+        return {k: redact_json(v, extra_patterns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_json(v, extra_patterns) for v in value]
+    return value

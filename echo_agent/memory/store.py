@@ -16,23 +16,22 @@
   not know is refused before anything is written to it.
 - Hot paths (record_step, iter_steps, import) use plain SQL on the connection; sqlite-utils runs the migrations.
   record_step is one INSERT (idx computed inside it) between BEGIN IMMEDIATE and COMMIT.
-- Exports carry a `redaction_seal` per step: a hash of the redaction rules that produced the text (the redact
-  module's source and the user's patterns) and of the text itself. Import re-redacts every step whose seal does
-  not match this store's rules and the step's text exactly, so only unchanged exports from the same rules skip
-  the (idempotent) second pass.
+
+This module holds opening, the schema check, and the writes and reads of sessions, episodes and steps. The other
+modules of this package hold the rest, as functions of a store: `exchange` (export and import), `forget`,
+`adapters` (adapter rows) and `queries` (counts and statistics). They, and only they, run SQL: they use
+`transaction()` and `rows()` below; nothing outside `echo_agent/memory/` touches the connection.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import json
 import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,17 +39,16 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from echo_agent.config import Settings, home_dir
+from echo_agent.errors import StoreError
 from echo_agent.memory.migrations import KNOWN, MIGRATION_SET, migrations
-from echo_agent.memory.redact import redact, storable
+from echo_agent.memory.redact import redact, redact_json, storable
 from echo_agent.observation import exit_code_from_status
+from echo_agent.records import EpisodeStatus, SessionKind, StepKind, StepSource, task_identity
 
 if TYPE_CHECKING:
     from echo_agent.shell.result import ShellResult
 
-
-class StoreError(Exception):
-    """The store cannot be used; the message says which file, why, and what to do."""
-
+__all__ = ["StoreError", "TrajectoryStore", "default_db_path", "now", "pid_alive", "task_identity"]
 
 STEP_FIELDS = [
     "id", "seq", "episode_id", "idx", "author", "reply", "command", "output", "status", "note", "exit_code",
@@ -63,22 +61,21 @@ EPISODE_FIELDS = [
     "ended_at", "pid", "heartbeat_at",
 ]
 SESSION_FIELDS = ["id", "started_at", "ended_at", "hostname", "shell", "model", "kind"]
-_STEP_INSERT_FIELDS = [f for f in STEP_FIELDS if f != "seq"]
-_INSERT_STEP = (
-    f"INSERT INTO step ({', '.join(_STEP_INSERT_FIELDS)}) "
-    f"VALUES ({', '.join(':' + f for f in _STEP_INSERT_FIELDS)})"
-)
+STEP_INSERT_FIELDS = [f for f in STEP_FIELDS if f != "seq"]
 # record_step's one statement: idx is the episode's next index, read under the same write lock (BEGIN IMMEDIATE),
 # so two writers cannot take the same idx and no separate SELECT round trip is needed.
 _RECORD_STEP = (
-    f"INSERT INTO step ({', '.join(_STEP_INSERT_FIELDS)}) SELECT "
+    f"INSERT INTO step ({', '.join(STEP_INSERT_FIELDS)}) SELECT "
     + ", ".join("(SELECT coalesce(max(idx), -1) + 1 FROM step WHERE episode_id = :episode_id)" if f == "idx"
-                else ":" + f for f in _STEP_INSERT_FIELDS)
+                else ":" + f for f in STEP_INSERT_FIELDS)
 )
-_REDACTED_FIELDS = ("reply", "command", "output", "predicted_output")
+REDACTED_FIELDS = ("reply", "command", "output", "predicted_output")
 """Step text that is redacted before it is stored (and again on import, unless its seal matches)."""
 
 
+SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"
+"""Marks around each match in a search snippet: characters terminal output does not hold, unlike the brackets
+FTS5 is often given, which real output is full of (`ui.highlighted` shows them as bold)."""
 SEARCH_WINDOW = 2000
 """`search` ranks the newest this-many matches (see TrajectoryStore.search)."""
 RECENT_RUNS_WINDOW = 2000
@@ -94,41 +91,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def task_identity(task: str) -> str:
-    """A task's identity for per-task statistics: lower-cased, whitespace collapsed (DESIGN.md)."""
-    return " ".join(task.lower().split())
-
-
 def fts_query(text: str) -> str:
     """User text as an FTS5 query that cannot raise: every whitespace-separated word a quoted phrase (AND)."""
     return " ".join('"' + word.replace('"', '""') + '"' for word in storable(text).split())
-
-
-@functools.cache
-def redaction_rules_id(extra_patterns: tuple[str, ...]) -> str | None:
-    """Identity of the redaction rules: the redact module's source plus the user's patterns (None when the
-    source cannot be read; then nothing is sealed and every import is redacted again)."""
-    try:
-        source = Path(redact.__code__.co_filename).read_bytes()  # echo_agent/memory/redact.py
-    except OSError:
-        return None
-    h = hashlib.sha256(source)
-    for pattern in extra_patterns:
-        h.update(b"\0" + pattern.encode())
-    return h.hexdigest()
-
-
-def redaction_seal(rules_id: str | None, step: dict) -> str | None:
-    """Hash of the rules and of the step's redacted text: import skips redaction only when it matches exactly."""
-    if rules_id is None:
-        return None
-    h = hashlib.sha256(rules_id.encode())
-    for name in _REDACTED_FIELDS:
-        text = step.get(name)
-        data = b"" if text is None else text.encode("utf-8", "surrogatepass")
-        h.update(b"N" if text is None else b"T" + len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
 
 
 def _under(path: str | None, directory: str) -> bool:
@@ -213,13 +178,14 @@ class TrajectoryStore:
 
     def _migrate(self) -> None:
         # Two processes may open a fresh file at once: take the write lock, then look again.
-        with self._write():
+        with self.transaction():
             if migrations.pending(self.db):
                 migrations.apply(self.db)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE … COMMIT (rolled back on any exception)."""
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE … COMMIT (rolled back on any exception). Everything written
+        inside it lands together or not at all, a crash included."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -242,22 +208,24 @@ class TrajectoryStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
-        cur = self.conn.execute(sql, list(params))
+    def rows(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[dict]:
+        """The rows of a query, as dicts (`params` positional, or named for `:name` placeholders)."""
+        cur = self.conn.execute(sql, params if isinstance(params, Mapping) else list(params))
         keys = [d[0] for d in cur.description]
         return [dict(zip(keys, row, strict=True)) for row in cur]
 
     # --- sessions and episodes -----------------------------------------------------------------------------
 
-    def start_session(self, kind: str = "agent", model: str | None = None, shell: str | None = None) -> str:
+    def start_session(self, kind: SessionKind = SessionKind.AGENT, model: str | None = None,
+                      shell: str | None = None) -> str:
         sid = str(uuid.uuid4())
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute("INSERT INTO session (id, started_at, hostname, shell, model, kind) VALUES (?,?,?,?,?,?)",
                       [sid, now(), socket.gethostname(), shell, model, kind])
         return sid
 
     def end_session(self, session_id: str) -> None:
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute("UPDATE session SET ended_at=? WHERE id=?", [now(), session_id])
 
     def start_episode(self, session_id: str, task: str, prompt: dict | list, adapter_id: str | None = None,
@@ -266,38 +234,38 @@ class TrajectoryStore:
         eid = str(uuid.uuid4())
         t = now()
         extra = tuple(self.settings.redact_patterns)
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute(
                 "INSERT INTO episode (id, session_id, parent_episode_id, task, prompt, adapter_id, status, "
                 "started_at, pid, heartbeat_at) VALUES (?,?,?,?,?,?,'running',?,?,?)",
                 [eid, session_id, parent_episode_id, redact(task, extra)[0],
-                 json.dumps(_redact_json(prompt, extra), ensure_ascii=False), adapter_id, t, os.getpid(), t])
+                 json.dumps(redact_json(prompt, extra), ensure_ascii=False), adapter_id, t, os.getpid(), t])
         return eid
 
     def heartbeat(self, episode_id: str) -> None:
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute("UPDATE episode SET heartbeat_at=? WHERE id=?", [now(), episode_id])
 
-    def finish_episode(self, episode_id: str, status: str, answer: str | None = None) -> None:
-        with self._write() as c:
+    def finish_episode(self, episode_id: str, status: EpisodeStatus, answer: str | None = None) -> None:
+        with self.transaction() as c:
             c.execute("UPDATE episode SET status=?, answer=?, ended_at=?, heartbeat_at=? WHERE id=?",
                       [status, answer and redact(answer, tuple(self.settings.redact_patterns))[0], now(), now(),
                        episode_id])
 
     def get_episode(self, episode_id: str) -> dict | None:
         """The episode (prompt decoded), or None. A unique id prefix of 8+ characters also works."""
-        rows = self._rows("SELECT * FROM episode WHERE id=?", [episode_id])
+        rows = self.rows("SELECT * FROM episode WHERE id=?", [episode_id])
         if not rows and len(episode_id) >= 8:
-            rows = self._rows("SELECT * FROM episode WHERE id LIKE ? LIMIT 2", [episode_id + "%"])
+            rows = self.rows("SELECT * FROM episode WHERE id LIKE ? LIMIT 2", [episode_id + "%"])
             rows = rows if len(rows) == 1 else []
-        return _decode_episode(rows[0]) if rows else None
+        return decode_episode(rows[0]) if rows else None
 
     def get_step(self, step_id: str) -> dict | None:
-        rows = self._rows("SELECT * FROM step WHERE id=?", [step_id])
+        rows = self.rows("SELECT * FROM step WHERE id=?", [step_id])
         return rows[0] if rows else None
 
     def episode_steps(self, episode_id: str) -> list[dict]:
-        return self._rows("SELECT * FROM step WHERE episode_id=? ORDER BY idx", [episode_id])
+        return self.rows("SELECT * FROM step WHERE episode_id=? ORDER BY idx", [episode_id])
 
     def episode_chain(self, episode_id: str) -> list[dict]:
         """The earlier turns of a chat episode, oldest first (not including the episode itself)."""
@@ -313,28 +281,29 @@ class TrajectoryStore:
 
     def recent_episodes(self, n: int = 20) -> list[dict]:
         """Newest first, each with its step count."""
-        rows = self._rows(
+        rows = self.rows(
             "SELECT e.*, (SELECT count(*) FROM step s WHERE s.episode_id=e.id) AS n_steps "
             "FROM episode e ORDER BY e.started_at DESC LIMIT ?", [n])
-        return [_decode_episode(r) for r in rows]
+        return [decode_episode(r) for r in rows]
 
     def running_episodes(self) -> list[dict]:
         """Episodes still running. One whose process is gone (same host) is marked `aborted` and left out."""
         host = socket.gethostname()
-        rows = self._rows("SELECT e.*, s.hostname FROM episode e JOIN session s ON s.id=e.session_id "
+        rows = self.rows("SELECT e.*, s.hostname FROM episode e JOIN session s ON s.id=e.session_id "
                           "WHERE e.status='running'")
         dead = [r["id"] for r in rows if r["hostname"] == host and not pid_alive(r["pid"])]
         if dead:
-            with self._write() as c:
+            with self.transaction() as c:
                 c.executemany("UPDATE episode SET status='aborted', ended_at=? WHERE id=? AND status='running'",
                               [(now(), i) for i in dead])
-        return [_decode_episode(r) for r in rows if r["id"] not in dead]
+        return [decode_episode(r) for r in rows if r["id"] not in dead]
 
     # --- steps ---------------------------------------------------------------------------------------------
 
     def record_step(
         self, episode_id: str, *, reply: str | None, command: str | None, result: ShellResult | None = None,
-        author: str = "agent", kind: str = "action", source: str = "executed", note: str = "",
+        author: str = "agent", kind: StepKind = StepKind.ACTION, source: StepSource = StepSource.EXECUTED,
+        note: str = "",
         output: str = "", status: str | None = None, cwd_before: str | None = None,
         predicted_output: str | None = None, confidence: float | None = None,
         confidence_mean: float | None = None, confidence_min: float | None = None, verified: int | None = None,
@@ -353,7 +322,7 @@ class TrajectoryStore:
             note = "\n".join(x for x in (result.note, note) if x)
         total = 0
         red: dict[str, str | None] = {}
-        for name, text in zip(_REDACTED_FIELDS, (reply, command, output, predicted_output), strict=True):
+        for name, text in zip(REDACTED_FIELDS, (reply, command, output, predicted_output), strict=True):
             if text:
                 text, n = redact(text, extra)
                 total += n
@@ -373,12 +342,12 @@ class TrajectoryStore:
             "redactions": total, "kind": kind, "source": source, "predicted_output": red["predicted_output"],
             "confidence": confidence, "confidence_mean": confidence_mean, "confidence_min": confidence_min,
             "verified": verified, "verify_f1": verify_f1, "surprise": surprise,
-            "trainable": int(trainable and not total and not excluded and source != "recalled"),
+            "trainable": int(trainable and not total and not excluded and source != StepSource.RECALLED),
         }
         for k in ("status", "note", "cwd_before", "cwd_after"):  # the redacted fields are storable already
             if row[k]:
                 row[k] = storable(row[k])
-        with self._write() as c:
+        with self.transaction() as c:
             c.execute(_RECORD_STEP, row)
         return row["id"]
 
@@ -387,15 +356,15 @@ class TrajectoryStore:
         last = since_seq
         where = " AND trainable=1" if trainable_only else ""
         while True:
-            rows = self._rows(f"SELECT * FROM step WHERE seq > ?{where} ORDER BY seq LIMIT ?", [last, batch])
+            rows = self.rows(f"SELECT * FROM step WHERE seq > ?{where} ORDER BY seq LIMIT ?", [last, batch])
             yield from rows
             if len(rows) < batch:
                 return
             last = rows[-1]["seq"]
 
     def search(self, query: str, limit: int = 20) -> list[dict]:
-        """Steps matching every word of `query` (FTS5), each with a snippet of its output: the newest
-        SEARCH_WINDOW matches, ranked by bm25.
+        """Steps matching every word of `query` (FTS5), each with a snippet of its output (matches between
+        SNIPPET_OPEN and SNIPPET_CLOSE): the newest SEARCH_WINDOW matches, ranked by bm25.
 
         bm25 costs a read per matching row, so ranking every match of a common word grows with the store (~65 ms
         at 20k steps); ranking the newest matches keeps a search a few milliseconds at any size, and recent
@@ -410,12 +379,12 @@ class TrajectoryStore:
             return []
         # Rank and cut inside FTS5 first, then read only those `limit` step rows: joining every match to `step`
         # would walk each large output's overflow pages to reach the later columns.
-        return self._rows(
+        return self.rows(
             "SELECT s.id, s.episode_id, s.idx, s.command, s.started_at, e.task, f.rank, f.snippet "
-            "FROM (SELECT rowid, rank, snippet(step_fts, 1, '[', ']', '…', 12) AS snippet FROM step_fts "
+            "FROM (SELECT rowid, rank, snippet(step_fts, 1, ?, ?, '…', 12) AS snippet FROM step_fts "
             "      WHERE step_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?) f "
             "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank",
-            [q, row[0], limit])
+            [SNIPPET_OPEN, SNIPPET_CLOSE, q, row[0], limit])
 
     def recent_runs(self, command: str, cwd: str | None, n: int, window: int = RECENT_RUNS_WINDOW
                     ) -> list[tuple[str, str | None]]:
@@ -430,342 +399,19 @@ class TrajectoryStore:
         command, hidden = redact(command, tuple(self.settings.redact_patterns))
         if hidden:
             return []
-        return [(r["output"], r["status"]) for r in self._rows(
+        return [(r["output"], r["status"]) for r in self.rows(
             "SELECT output, status FROM step WHERE seq > (SELECT coalesce(max(seq), 0) FROM step) - ? "
             "AND command = ? AND cwd_before IS ? AND source = 'executed' ORDER BY seq DESC LIMIT ?",
             [window, command, cwd, n])]
 
-    # --- adapters (minimal; the updater extends them) -------------------------------------------------------
-
-    def next_adapter_id(self) -> str:
-        row = self.conn.execute("SELECT max(CAST(substr(id, 2) AS INTEGER)) FROM adapter").fetchone()
-        return f"a{(row[0] or 0) + 1:04d}"
-
-    def insert_adapter(self, **fields: Any) -> str:
-        fields.setdefault("id", self.next_adapter_id())
-        fields.setdefault("created_at", now())
-        if isinstance(fields.get("metrics"), dict):
-            fields["metrics"] = json.dumps(fields["metrics"])
-        cols = list(fields)
-        with self._write() as c:
-            c.execute(f"INSERT INTO adapter ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                      [fields[k] for k in cols])
-        return fields["id"]
-
-    def get_adapter(self, adapter_id: str) -> dict | None:
-        rows = self._rows("SELECT * FROM adapter WHERE id=?", [adapter_id])
-        return _decode_adapter(rows[0]) if rows else None
-
-    def list_adapters(self, status: str | None = None) -> list[dict]:
-        if status:
-            return [_decode_adapter(r) for r in self._rows("SELECT * FROM adapter WHERE status=? ORDER BY id",
-                                                           [status])]
-        return [_decode_adapter(r) for r in self._rows("SELECT * FROM adapter ORDER BY id")]
-
-    def set_adapter_status(self, adapter_id: str, status: str) -> None:
-        with self._write() as c:
-            c.execute("UPDATE adapter SET status=? WHERE id=?", [status, adapter_id])
-
-    def update_adapter(self, adapter_id: str, **fields: Any) -> None:
-        """Set columns of one adapter row (status, metrics as JSON text, …) in one transaction."""
-        allowed = {"status", "metrics", "path", "trained_through_seq", "n_env_tokens"}
-        if not fields or set(fields) - allowed:
-            raise ValueError(f"update_adapter takes {sorted(allowed)}, got {sorted(fields)}")
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self._write() as c:
-            c.execute(f"UPDATE adapter SET {cols} WHERE id=?", [*fields.values(), adapter_id])
-
-    def pending_output_chars(self, since_seq: int) -> int:
-        """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
-        row = self.conn.execute("SELECT coalesce(sum(length(output)), 0) FROM step WHERE trainable=1 AND seq > ?",
-                                [since_seq]).fetchone()
-        return int(row[0])
-
     def set_surprise(self, surprise: dict[str, float]) -> None:
         """Store each step's env-token CE under the adapter in use when the updater last saw it."""
-        with self._write() as c:
+        with self.transaction() as c:
             c.executemany("UPDATE step SET surprise=? WHERE id=?", [(v, k) for k, v in surprise.items()])
 
-    def record_adapter_steps(self, adapter_id: str, step_ids: Iterable[str]) -> None:
-        with self._write() as c:
-            c.executemany("INSERT OR IGNORE INTO adapter_step (adapter_id, step_id) VALUES (?, ?)",
-                          [(adapter_id, s) for s in step_ids])
-
-    # --- export / import ---------------------------------------------------------------------------------
-
-    def export_episodes(self, since: str | None = None) -> Iterator[dict]:
-        """Every episode (started at or after `since`, ISO text) with its session, steps and chat messages.
-
-        Each record has the same keys and value types, so `datasets.load_dataset("json", …)` reads a JSONL of
-        them: `prompt` is the stored JSON text, `messages` the transcript as {role, content}. Each step carries
-        its `redaction_seal` (see the module docstring).
-        """
-        from echo_agent.transcript import render_episode
-
-        rules = redaction_rules_id(tuple(self.settings.redact_patterns))
-
-        sql = "SELECT * FROM episode" + (" WHERE started_at >= ?" if since else "") + " ORDER BY started_at"
-        sessions: dict[str, dict] = {}
-        for ep in self._rows(sql, [since] if since else []):
-            if ep["session_id"] not in sessions:
-                sessions[ep["session_id"]] = self._rows("SELECT * FROM session WHERE id=?", [ep["session_id"]])[0]
-            steps = self.episode_steps(ep["id"])
-            decoded = _decode_episode(ep)
-            messages = render_episode(decoded, steps, settings=self.settings)
-            yield {
-                **{k: ep[k] for k in EPISODE_FIELDS},
-                "session": sessions[ep["session_id"]],
-                "messages": [{"role": m.role, "content": m.content} for m in messages],
-                "steps": [{**{k: s[k] for k in STEP_FIELDS if k != "seq"}, "redaction_seal": redaction_seal(rules, s)}
-                          for s in steps],
-            }
-
-    def import_episodes(self, records: Iterable[dict], batch: int = 500) -> dict[str, int]:
-        """Insert exported episodes; ids already present are skipped, so importing twice changes nothing.
-
-        Batches of `batch` episodes share one transaction. Text is redacted again (an import file is outside
-        data) unless the step's `redaction_seal` shows it is exactly the text these redaction rules produced;
-        a step with any redactions is not trainable. Imported steps get new local `seq` numbers: they are new to
-        this store's updater.
-        """
-        counts = {"sessions": 0, "episodes": 0, "steps": 0, "skipped_episodes": 0}
-        chunk: list[dict] = []
-        extra = tuple(self.settings.redact_patterns)
-        rules = redaction_rules_id(extra)
-
-        def flush() -> None:
-            if not chunk:
-                return
-            sessions, episodes, steps = {}, [], []
-            for rec in chunk:
-                session = _storable_row({k: rec["session"].get(k) for k in SESSION_FIELDS})
-                session["kind"] = session["kind"] or "agent"
-                session["started_at"] = session["started_at"] or rec.get("started_at")
-                sessions[session["id"]] = session
-                ep = {k: rec.get(k) for k in EPISODE_FIELDS}
-                ep["status"] = ep["status"] or "done"
-                prompt = json.loads(ep["prompt"]) if isinstance(ep["prompt"], str) else ep["prompt"] or []
-                ep["prompt"] = json.dumps(_redact_json(prompt, extra), ensure_ascii=False)
-                for k in ("task", "answer"):  # an episode's own text is redacted every time: it has no seal
-                    if isinstance(ep[k], str):
-                        ep[k] = redact(ep[k], extra)[0]
-                episodes.append(_storable_row(ep))
-                for s in rec.get("steps", []):
-                    row = _storable_row({k: s.get(k) for k in _STEP_INSERT_FIELDS})
-                    row["episode_id"] = ep["id"]
-                    n = 0
-                    if rules is None or s.get("redaction_seal") != redaction_seal(rules, row):
-                        for k in _REDACTED_FIELDS:
-                            if row[k]:
-                                row[k], m = redact(row[k], extra)
-                                n += m
-                    row["output"] = row["output"] or ""
-                    row["redactions"] = (row["redactions"] or 0) + n
-                    trainable = row["trainable"] if row["trainable"] is not None else 1
-                    row["trainable"] = int(bool(trainable) and not row["redactions"])
-                    for k, default in (("note", ""), ("author", "agent"), ("kind", "action"),
-                                       ("source", "executed"), ("timed_out", 0), ("truncated", 0)):
-                        if row[k] is None:
-                            row[k] = default
-                    steps.append(row)
-            try:
-                insert(sessions, episodes, steps)
-            except sqlite3.IntegrityError as e:
-                raise StoreError(f"cannot import these records ({e}); is this a file from `logs export`?") from e
-            chunk.clear()
-
-        def insert(sessions: dict, episodes: list, steps: list) -> None:
-            with self._write() as c:
-                c.execute("PRAGMA defer_foreign_keys=ON")  # a chat turn may arrive before its parent
-                # ON CONFLICT(id) DO NOTHING skips known ids only; OR IGNORE would also hide NOT NULL failures.
-                counts["sessions"] += c.executemany(
-                    f"INSERT INTO session ({', '.join(SESSION_FIELDS)}) "
-                    f"VALUES ({', '.join(':' + f for f in SESSION_FIELDS)}) ON CONFLICT(id) DO NOTHING", list(sessions.values())).rowcount
-                added = c.executemany(
-                    f"INSERT INTO episode ({', '.join(EPISODE_FIELDS)}) "
-                    f"VALUES ({', '.join(':' + f for f in EPISODE_FIELDS)}) ON CONFLICT(id) DO NOTHING", episodes).rowcount
-                counts["episodes"] += added
-                counts["skipped_episodes"] += len(episodes) - added
-                counts["steps"] += c.executemany(_INSERT_STEP + " ON CONFLICT(id) DO NOTHING", steps).rowcount
-
-        def stop(problem: str, before: int) -> StoreError:
-            flush()  # what came before is good: keep it, so a rerun after the fix adds only the rest
-            if before:
-                problem += (f"; everything before it was imported ({before} episodes, {counts['episodes']} new), and "
-                            "importing again skips it")
-            return StoreError(problem)
-
-        it, n = iter(records), 0
-        while True:
-            try:
-                rec = next(it, _END)
-            except StoreError as e:  # the reader's own complaint, e.g. a line that is not JSON
-                raise stop(str(e), n) from None
-            if rec is _END:
-                break
-            n += 1
-            if problem := _record_problem(rec):
-                raise stop(f"record {n} is not an episode from `logs export`: {problem}", n - 1)
-            chunk.append(rec)
-            if len(chunk) >= batch:
-                flush()
-        if chunk:
-            flush()
-        return counts
-
-    # --- forget ----------------------------------------------------------------------------------------------
-
-    def forget_plan(self, episode_ids: Iterable[str] = (), query: str | None = None, since: str | None = None,
-                    until: str | None = None, directory: str | None = None) -> dict:
-        """What `forget` would delete: steps matching ALL the given criteria, the episodes they would empty
-        (or that were named by id), and the adapters that trained on those steps."""
-        where, params = [], []
-        ids = list(episode_ids)
-        if ids:
-            where.append(f"episode_id IN ({', '.join('?' * len(ids))})")
-            params += ids
-        if query:
-            q = fts_query(query)
-            where.append("seq IN (SELECT rowid FROM step_fts WHERE step_fts MATCH ?)")
-            params.append(q or '""')
-        if since:
-            where.append("started_at >= ?")
-            params.append(since)
-        if until:
-            where.append("started_at < ?")
-            params.append(until)
-        if directory:
-            d = storable(os.path.normpath(os.path.expanduser(directory)).rstrip("/") or "/")  # as the shell stored it
-            where.append("(cwd_before = ? OR cwd_before LIKE ? ESCAPE '\\')")
-            params += [d, _like_escape(d.rstrip("/") + "/") + "%"]
-        if not where:
-            raise StoreError("forget needs at least one of: episode ids, a query, since/until, a directory")
-        steps = self._rows(f"SELECT seq, id, episode_id FROM step WHERE {' AND '.join(where)}", params)
-        seqs = {s["seq"] for s in steps}
-        touched = {s["episode_id"] for s in steps} | set(ids)
-        emptied = []
-        for eid in sorted(touched):
-            left = self.conn.execute("SELECT seq FROM step WHERE episode_id=?", [eid]).fetchall()
-            exists = self.conn.execute("SELECT 1 FROM episode WHERE id=?", [eid]).fetchone()
-            if exists and all(r[0] in seqs for r in left):
-                emptied.append(eid)
-        step_ids = [s["id"] for s in steps]
-        adapters: set[str] = set()
-        for i in range(0, len(step_ids), 500):
-            part = step_ids[i : i + 500]
-            adapters |= {r[0] for r in self.conn.execute(
-                f"SELECT DISTINCT adapter_id FROM adapter_step WHERE step_id IN ({', '.join('?' * len(part))})",
-                part)}
-        return {"step_seqs": sorted(seqs), "episodes": emptied, "adapters": sorted(adapters)}
-
-    def forget(self, episode_ids: Iterable[str] = (), query: str | None = None, since: str | None = None,
-               until: str | None = None, directory: str | None = None) -> dict[str, int]:
-        """Delete the steps `forget_plan` selects and the episodes left empty; mark adapters that trained on
-        them `stale`. The FTS index follows through its delete trigger. Returns counts."""
-        plan = self.forget_plan(episode_ids, query, since, until, directory)
-        with self._write() as c:
-            c.executemany("UPDATE adapter SET status='stale' WHERE id=?", [(a,) for a in plan["adapters"]])
-            c.executemany("DELETE FROM step WHERE seq=?", [(s,) for s in plan["step_seqs"]])
-            c.executemany("UPDATE episode SET parent_episode_id=NULL WHERE parent_episode_id=?",
-                          [(e,) for e in plan["episodes"]])
-            c.executemany("DELETE FROM episode WHERE id=?", [(e,) for e in plan["episodes"]])
-        return {"steps": len(plan["step_seqs"]), "episodes": len(plan["episodes"]),
-                "adapters_stale": len(plan["adapters"])}
-
-    # --- statistics -----------------------------------------------------------------------------------------
-
-    def task_counts(self) -> list[dict]:
-        """Per task identity: episode count, first and last start, and episodes per day; most frequent first."""
-        tasks: dict[str, dict] = {}
-        for task, started in self.conn.execute("SELECT task, started_at FROM episode ORDER BY started_at"):
-            t = tasks.setdefault(task_identity(task), {"task": task_identity(task), "episodes": 0,
-                                                       "first": started, "last": started, "by_day": {}})
-            t["episodes"] += 1
-            t["last"] = started
-            day = started[:10]
-            t["by_day"][day] = t["by_day"].get(day, 0) + 1
-        return sorted(tasks.values(), key=lambda t: (-t["episodes"], t["task"]))
-
-    def stats(self) -> dict:
-        def one(sql: str) -> Any:
-            return self.conn.execute(sql).fetchone()[0]
-
-        files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
-        return {
-            "path": str(self.path),
-            "sessions": one("SELECT count(*) FROM session"),
-            "episodes": one("SELECT count(*) FROM episode"),
-            "steps": one("SELECT count(*) FROM step"),
-            "trainable_steps": one("SELECT count(*) FROM step WHERE trainable=1"),
-            "redacted_steps": one("SELECT count(*) FROM step WHERE redactions > 0"),
-            "output_chars": one("SELECT coalesce(sum(length(output)), 0) FROM step"),
-            "bytes": sum(f.stat().st_size for f in files if f.exists()),
-            "max_seq": one("SELECT coalesce(max(seq), 0) FROM step"),
-            "episodes_by_status": dict(self.conn.execute("SELECT status, count(*) FROM episode GROUP BY status")),
-            "tasks": self.task_counts(),
-        }
-
-
-_SCALAR = (str, int, float, type(None))
-_END = object()
-
-
-def _record_problem(rec: Any) -> str | None:
-    """Why `rec` cannot be imported as an exported episode, or None. Only the shape is checked here; values
-    are redacted, and the database's own constraints judge the rest."""
-    if not isinstance(rec, dict):
-        return f"a JSON {type(rec).__name__}, not an object"
-    if not isinstance(rec.get("id"), str) or not rec["id"]:
-        return "it has no episode id"
-    session = rec.get("session")
-    if not isinstance(session, dict) or not isinstance(session.get("id"), str):
-        return f"episode {rec['id']} has no session with an id"
-    steps = rec.get("steps", [])
-    if not isinstance(steps, list) or not all(isinstance(st, dict) and isinstance(st.get("id"), str) for st in steps):
-        return f"episode {rec['id']}: `steps` is not a list of steps with ids"
-    if isinstance(rec.get("prompt"), str):
-        try:
-            json.loads(rec["prompt"])
-        except json.JSONDecodeError:
-            return f"episode {rec['id']}: its prompt is text but not JSON"
-    for what, row, fields in [("episode", rec, EPISODE_FIELDS), ("session", session, SESSION_FIELDS),
-                              *(("step " + st["id"], st, _STEP_INSERT_FIELDS) for st in steps)]:
-        bad = [f for f in fields if not isinstance(row.get(f), _SCALAR) and not (f == "prompt" and what == "episode")]
-        if bad:
-            return f"episode {rec['id']}: {what} has a non-text value in {', '.join(bad)}"
-    return None
-
-
-def _redact_json(value: Any, extra: tuple[str, ...]) -> Any:
-    """`value` (a prompt: messages, dicts, lists) with every string in it redacted. Redacting the JSON text
-    instead could cut an escape sequence in two and leave text that is no longer JSON."""
-    if isinstance(value, str):
-        return redact(value, extra)[0]
-    if isinstance(value, dict):
-        return {k: _redact_json(v, extra) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_json(v, extra) for v in value]
-    return value
-
-
-def _storable_row(row: dict) -> dict:
-    """Every text of an imported row `storable`: an import file is outside data, and JSON can carry a lone
-    surrogate (`\\udcff`) that SQLite's UTF-8 cannot."""
-    return {k: storable(v) if isinstance(v, str) else v for k, v in row.items()}
-
-
-def _like_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _decode_episode(row: dict) -> dict:
+def decode_episode(row: dict) -> dict:
+    """An episode row as the store's readers return it: the prompt decoded, the session's hostname dropped."""
     row = dict(row)
     row.pop("hostname", None)
     row["prompt"] = json.loads(row["prompt"]) if row.get("prompt") else []
-    return row
-
-
-def _decode_adapter(row: dict) -> dict:
-    row = dict(row)
-    row["metrics"] = json.loads(row["metrics"]) if row.get("metrics") else {}
     return row

@@ -9,21 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from echo_agent.models.base import Generation, GenerationBuilder, Message, ModelBackend
-from echo_agent.models.embedded import EmbeddedModelError, base_hash, embedded_model_dir, gguf_path
-from echo_agent.models.local import LocalBackend, template_role
-from echo_agent.models.scripted import ScriptedBackend, ScriptExhausted
-from echo_agent.models.vllm import AdapterError, VLLMBackend, validate_adapter_dir
+from echo_agent.errors import ModelError
+from echo_agent.models.base import BackendName, ChatMessage, Generation, GenerationBuilder, ModelBackend
+from echo_agent.models.embedded import base_hash, embedded_model_dir, gguf_path
+from echo_agent.models.local import LocalBackend
+from echo_agent.models.prompt import PromptRenderer, template_role
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.models.vllm import VLLMBackend, validate_adapter_dir
 
 __all__ = [
-    "AdapterError",
-    "EmbeddedModelError",
+    "BackendName",
+    "ChatMessage",
     "Generation",
     "GenerationBuilder",
     "LocalBackend",
-    "Message",
     "ModelBackend",
-    "ScriptExhausted",
+    "PromptRenderer",
     "ScriptedBackend",
     "VLLMBackend",
     "base_hash",
@@ -36,13 +37,14 @@ __all__ = [
 
 
 def make_backend(
-    backend: str = "local", model: str | Path = "embedded", adapter: str | Path | None = None, **kwargs: Any
+    backend: str = BackendName.LOCAL, model: str | Path = "embedded", adapter: str | Path | None = None,
+    **kwargs: Any,
 ) -> ModelBackend:
-    """Build the backend a user chose by name ("local", "vllm" or "scripted"; see `Settings.backend`)."""
-    if backend == "local":
+    """Build the backend a user chose by name (see `BackendName`)."""
+    if backend == BackendName.LOCAL:
         return LocalBackend(model, adapter=adapter, **kwargs)
-    if backend == "vllm":
+    if backend == BackendName.VLLM:
         return VLLMBackend(model, adapter=adapter, **kwargs)
-    if backend == "scripted":
+    if backend == BackendName.SCRIPTED:
         return ScriptedBackend(**kwargs)
-    raise ValueError(f"Unknown backend {backend!r}; choose local, vllm or scripted.")
+    raise ModelError(f"unknown backend {backend!r}; choose {', '.join(BackendName)}")

@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-Message = dict[str, str]
+from echo_agent.config import BackendName
+
+__all__ = ["BackendName", "ChatMessage", "FinishReason", "Generation", "GenerationBuilder", "ModelBackend",
+           "find_stop"]
+
+ChatMessage = dict[str, str]
 FinishReason = Literal["stop", "length", "threshold"]
 
 
@@ -60,7 +65,7 @@ class ModelBackend(Protocol):
 
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         role: str = "assistant",
         prefill: str = "",
         stop: Sequence[str] = (),
@@ -71,7 +76,7 @@ class ModelBackend(Protocol):
         """Greedy continuation: a new `role` message after `messages` (see the module docstring)."""
         ...
 
-    def score(self, messages: Sequence[Message], role: str, text: str) -> list[float]:
+    def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
         """Teacher-forced log-prob of each token of `text` as the start of a new `role` message."""
         ...
 

@@ -24,14 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from echo_agent.config import cache_dir
+from echo_agent.errors import EmbeddedModelError
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _META_FILE = "echo-agent-model.json"
-
-
-class EmbeddedModelError(RuntimeError):
-    """The embedded model is missing or does not look like SmolLM2; the message says what to do."""
 
 
 def gguf_path() -> Path:

@@ -20,52 +20,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from echo_agent.models.base import FinishReason, Generation, GenerationBuilder, Message
+from echo_agent.errors import AdapterError, ModelError
+from echo_agent.models.base import ChatMessage, FinishReason, Generation, GenerationBuilder
+from echo_agent.models.prompt import IncrementalDecoder, PromptRenderer, template_role
 
-_SENTINEL = "<<echo-agent-sentinel-7f3a>>"
-_CHAT_ROLES = ("system", "user", "assistant")
-
-
-def template_role(tokenizer: Any, role: str) -> str:
-    """The role to give the chat template for `role`: "tool" becomes "user" when the template cannot render it.
-
-    Round-trip check: render a tool message holding a sentinel; the template can render "tool" when that works,
-    the sentinel comes out, and the role name appears in the header before it. SmolLM2's ChatML template renders
-    any role as `<|im_start|>{role}\\n…<|im_end|>`, so "tool" is kept there: observations stay distinguishable
-    from the user's words, and training renders them exactly as the agent shows them.
-    """
-    if role in _CHAT_ROLES:
-        return role
-    try:
-        rendered = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "u"}, {"role": role, "content": _SENTINEL}], tokenize=False
-        )
-    except Exception:  # jinja's raise_exception("unknown role") and friends: the template refuses the role
-        return "user"
-    end = rendered.find(_SENTINEL)
-    start = rendered.rfind("u", 0, end) if end >= 0 else -1
-    return role if end >= 0 and role in rendered[start:end] else "user"
-
-
-def render_prompt(
-    tokenizer: Any,
-    messages: Sequence[Message],
-    role: str = "assistant",
-    prefill: str = "",
-    chat_role: Callable[[str], str] | None = None,
-) -> str:
-    """`messages`, then the chat template's header for a new `role` message, then `prefill`.
-
-    The header is cut from a rendering with one more message holding a sentinel, so it is exactly what the
-    template writes for that role (for SmolLM2: `<|im_start|>{role}\\n`), for any role the template accepts.
-    """
-    chat_role = chat_role or (lambda r: template_role(tokenizer, r))
-    msgs = [{"role": chat_role(m["role"]), "content": m["content"]} for m in messages]
-    probe = tokenizer.apply_chat_template(
-        [*msgs, {"role": chat_role(role), "content": _SENTINEL}], tokenize=False
-    )
-    return probe[: probe.rindex(_SENTINEL)] + prefill
-
+__all__ = ["IncrementalDecoder", "LocalBackend", "resolve_model", "template_role"]
 
 def resolve_model(model: str | Path) -> tuple[Path | str, bool]:
     """(what to pass to from_pretrained, whether it is the embedded ChatML model)."""
@@ -79,37 +38,8 @@ def resolve_model(model: str | Path) -> tuple[Path | str, bool]:
     if path.is_dir():
         return path, False
     if path.suffix == ".gguf" or str(model).startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"Model {model}: no such GGUF file or model directory; check the path.")
+        raise ModelError(f"model {model}: no such GGUF file or model directory; check the path")
     return str(model), False  # a hub id; transformers says if it cannot be found
-
-
-class IncrementalDecoder:
-    """Turns token ids into the text each one adds, for byte-level tokenizers.
-
-    A token that ends inside a multi-byte character adds "" until the character is complete (its bytes decode
-    to U+FFFD meanwhile); `flush` returns whatever such bytes are left at the end.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.text = ""
-
-    def _decode(self) -> str:
-        return self.tokenizer.decode(self.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        decoded = self._decode()
-        if decoded.endswith("\ufffd") or not decoded.startswith(self.text):
-            return ""
-        piece, self.text = decoded[len(self.text) :], decoded
-        return piece
-
-    def flush(self) -> str:
-        decoded = self._decode()
-        piece, self.text = decoded[len(self.text) :], decoded
-        return piece
 
 
 class LocalBackend:
@@ -143,7 +73,7 @@ class LocalBackend:
         self._loaded: OrderedDict[tuple[str, int], str] = OrderedDict()  # (path, mtime) -> peft adapter name
         self._n_loaded = 0
         self._max_loaded = max(1, max_loaded_adapters)
-        self._roles: dict[str, str] = {}
+        self.prompts = PromptRenderer(self.tokenizer)
         # Any special token (end of message, start of the next one, end of text) ends the message.
         self._end_ids = set(self.tokenizer.all_special_ids)
         eos = self._base.generation_config.eos_token_id
@@ -157,24 +87,19 @@ class LocalBackend:
 
     # --- prompts -----------------------------------------------------------------------------------------
 
-    def chat_role(self, role: str) -> str:
-        if role not in self._roles:
-            self._roles[role] = template_role(self.tokenizer, role)
-        return self._roles[role]
-
-    def render(self, messages: Sequence[Message], role: str = "assistant", prefill: str = "") -> str:
+    def render(self, messages: Sequence[ChatMessage], role: str = "assistant", prefill: str = "") -> str:
         """The prompt text: `messages`, then the header of a new `role` message, then `prefill`."""
-        return render_prompt(self.tokenizer, messages, role, prefill, self.chat_role)
+        return self.prompts.render(messages, role, prefill)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; special-token strings in it (the template's headers) become special tokens."""
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.prompts.encode(text)
 
     # --- the protocol ------------------------------------------------------------------------------------
 
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         role: str = "assistant",
         prefill: str = "",
         stop: Sequence[str] = (),
@@ -210,7 +135,7 @@ class LocalBackend:
         built.flush(decoder.flush())
         return built.result(finish)
 
-    def score(self, messages: Sequence[Message], role: str, text: str) -> list[float]:
+    def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
         """Teacher-forced log-prob of each token of `text` (tokenized on its own, as `generate` produces it)."""
         import torch
 
@@ -241,14 +166,10 @@ class LocalBackend:
         path = Path(path).expanduser().resolve()
         config = path / "adapter_config.json"
         if not config.is_file():
-            raise FileNotFoundError(
-                f"Adapter {path}: no adapter_config.json there; is it a peft LoRA directory?"
-            )
+            raise AdapterError(f"adapter {path}: no adapter_config.json there; is it a peft LoRA directory?")
         weights = [p for p in path.glob("adapter_model.*") if p.suffix in (".safetensors", ".bin")]
         if not weights:
-            raise FileNotFoundError(
-                f"Adapter {path}: no adapter_model.safetensors; the adapter is incomplete."
-            )
+            raise AdapterError(f"adapter {path}: no adapter_model.safetensors; the adapter is incomplete")
         # Keyed by mtime too: a directory rewritten with new weights is loaded again, never served stale.
         key = (str(path), max(p.stat().st_mtime_ns for p in [config, *weights]))
         if key in self._loaded:

@@ -15,23 +15,20 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from echo_agent.models.base import Generation, GenerationBuilder, Message
+from echo_agent.errors import ScriptExhausted
+from echo_agent.models.base import ChatMessage, Generation, GenerationBuilder
 
 UNKNOWN_LOGPROB = -99.0
 """Log-prob of the placeholder prediction for a command the script does not know."""
 
 # A prediction: text (fully confident), (text, one log-prob for every token), (text, per-token log-probs),
 # or a ready Generation.
-Prediction = str | tuple[str, float] | tuple[str, Sequence[float]] | Generation
-Replies = Sequence[str] | Callable[[Sequence[Message]], str]
-Predictions = dict[str, Prediction] | Callable[[Sequence[Message]], Prediction | None] | None
+ScriptedPrediction = str | tuple[str, float] | tuple[str, Sequence[float]] | Generation
+Replies = Sequence[str] | Callable[[Sequence[ChatMessage]], str]
+Predictions = dict[str, ScriptedPrediction] | Callable[[Sequence[ChatMessage]], ScriptedPrediction | None] | None
 
 _FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 _TOKEN_RE = re.compile(r"\S+\s*|\s+")
-
-
-class ScriptExhausted(RuntimeError):
-    """The script has no reply left; the message says how many it had."""
 
 
 def split_tokens(text: str) -> list[str]:
@@ -39,7 +36,7 @@ def split_tokens(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
-def last_command(messages: Sequence[Message]) -> str | None:
+def last_command(messages: Sequence[ChatMessage]) -> str | None:
     """The command of the last assistant message: its last fenced block's content, else its text, stripped."""
     for m in reversed(messages):
         if m["role"] == "assistant":
@@ -61,12 +58,12 @@ class ScriptedBackend:
         self._adapter: Path | None = None
         self.adapters_used: list[Path | None] = []
         """Every `use_adapter` argument, in order."""
-        self.calls: list[tuple[str, list[Message]]] = []
+        self.calls: list[tuple[str, list[ChatMessage]]] = []
         """(role, messages) of every `generate` call, for tests to inspect what the model was shown."""
 
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         role: str = "assistant",
         prefill: str = "",
         stop: Sequence[str] = (),
@@ -95,7 +92,7 @@ class ScriptedBackend:
                 return built.result("length")
         return built.result("stop")
 
-    def _reply(self, messages: Sequence[Message]) -> str:
+    def _reply(self, messages: Sequence[ChatMessage]) -> str:
         if callable(self._replies):
             return self._replies(messages)
         if self._next >= len(self._replies):
@@ -106,7 +103,7 @@ class ScriptedBackend:
         self._next += 1
         return self._replies[self._next - 1]
 
-    def _prediction(self, messages: Sequence[Message]) -> tuple[str, list[float]] | None:
+    def _prediction(self, messages: Sequence[ChatMessage]) -> tuple[str, list[float]] | None:
         if callable(self._predictions):
             found = self._predictions(messages)
         elif self._predictions:
@@ -127,7 +124,7 @@ class ScriptedBackend:
             raise ValueError(f"Prediction {text!r} has {n} tokens but {len(lps)} log-probs were given.")
         return text, list(lps)
 
-    def score(self, messages: Sequence[Message], role: str, text: str) -> list[float]:
+    def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
         """Deterministic stand-in log-probs, one per whitespace token, in (-2, 0], stable across runs."""
         return [-(zlib.crc32(piece.encode()) % 1000) / 500 for piece in split_tokens(text)]
 

@@ -32,14 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echo_agent.models.base import FinishReason, Generation, GenerationBuilder, Message
+from echo_agent.errors import AdapterError
+from echo_agent.models.base import ChatMessage, FinishReason, Generation, GenerationBuilder
+from echo_agent.models.prompt import IncrementalDecoder, PromptRenderer
 
 VLLM_LORA_RANKS = frozenset({8, 16, 32, 64, 128, 256, 320, 512})
 """The LoRA ranks vLLM accepts."""
-
-
-class AdapterError(ValueError):
-    """An adapter directory vLLM (or transformers) cannot load; the message names the adapter and the fix."""
 
 
 def validate_adapter_dir(path: str | Path, max_rank: int | None = None) -> dict[str, Any]:
@@ -151,17 +149,12 @@ class VLLMBackend:
         self._end_ids = set(self.tokenizer.all_special_ids)
         self._registry = LoRARegistry()
         self._request: AdapterRequest | None = None
-        self._roles: dict[str, str] = {}
+        self.prompts = PromptRenderer(self.tokenizer)
         if adapter is not None:
             self.use_adapter(adapter)
 
-    def render(self, messages: Sequence[Message], role: str = "assistant", prefill: str = "") -> str:
-        from echo_agent.models.local import render_prompt, template_role
-
-        def chat_role(r: str) -> str:
-            return self._roles.setdefault(r, template_role(self.tokenizer, r))
-
-        return render_prompt(self.tokenizer, messages, role, prefill, chat_role)
+    def render(self, messages: Sequence[ChatMessage], role: str = "assistant", prefill: str = "") -> str:
+        return self.prompts.render(messages, role, prefill)
 
     def _lora(self) -> Any:
         if self._request is None:
@@ -170,12 +163,9 @@ class VLLMBackend:
 
         return LoRARequest(self._request.name, self._request.int_id, self._request.path)
 
-    def _prompt_ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         role: str = "assistant",
         prefill: str = "",
         stop: Sequence[str] = (),
@@ -185,8 +175,6 @@ class VLLMBackend:
     ) -> Generation:
         from vllm import SamplingParams
 
-        from echo_agent.models.local import IncrementalDecoder
-
         params = SamplingParams(
             temperature=0,
             logprobs=1,
@@ -195,7 +183,7 @@ class VLLMBackend:
             include_stop_str_in_output=True,
             skip_special_tokens=False,
         )
-        prompt = {"prompt_token_ids": self._prompt_ids(self.render(messages, role, prefill))}
+        prompt = {"prompt_token_ids": self.prompts.encode(self.render(messages, role, prefill))}
         out = self.llm.generate([prompt], params, lora_request=self._lora(), use_tqdm=False)[0].outputs[0]
         # Re-apply the shared rules to the engine's tokens, so text/tokens/logprobs mean what they mean locally.
         decoder = IncrementalDecoder(self.tokenizer)
@@ -210,11 +198,11 @@ class VLLMBackend:
         built.flush(decoder.flush())
         return built.result(finish)
 
-    def score(self, messages: Sequence[Message], role: str, text: str) -> list[float]:
+    def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
         from vllm import SamplingParams
 
-        prompt = self._prompt_ids(self.render(messages, role, ""))
-        target = self._prompt_ids(text)
+        prompt = self.prompts.encode(self.render(messages, role, ""))
+        target = self.prompts.encode(text)
         if not target:
             return []
         params = SamplingParams(temperature=0, max_tokens=1, prompt_logprobs=1)

@@ -96,6 +96,15 @@ class Risk:
     denied: bool
     """True for the deny list: refused in every mode, even with --yes."""
 
+    @property
+    def phrase(self) -> str:
+        """What the level says of the command, to follow "This command": "is destructive", "writes files"."""
+        return _PHRASES[self.level]
+
+
+_PHRASES = {READ_ONLY: "only reads", WRITES: "writes files", NETWORK: "uses the network",
+            DESTRUCTIVE: "is destructive", PRIVILEGED: "needs privileges"}
+
 
 # --- deny-list helpers -----------------------------------------------------------------------------------
 

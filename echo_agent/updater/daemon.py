@@ -19,6 +19,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from echo_agent.errors import UpdateBusy, UpdaterError
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
 
 CHARS_PER_TOKEN = 4  # rough size of a token of terminal output, for the "enough new output" check
 
@@ -59,10 +65,10 @@ def status(home: Path) -> DaemonStatus:
 
 
 def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None) -> int:
-    """Start the daemon for `home` in the background; returns its pid. Raises RuntimeError if one runs."""
+    """Start the daemon for `home` in the background; returns its pid. Raises UpdaterError if one runs."""
     st = status(home)
     if st.running:
-        raise RuntimeError(f"the updater is already running for {home} (pid {st.pid}); "
+        raise UpdaterError(f"the updater is already running for {home} (pid {st.pid}); "
                            "`echo-agent updater stop` stops it")
     home.mkdir(parents=True, exist_ok=True)
     _, _, log = _paths(home)
@@ -78,9 +84,9 @@ def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_mi
         if status(home).running:
             return proc.pid
         if proc.poll() is not None:
-            raise RuntimeError(f"the updater exited at once (status {proc.returncode}); see {log}")
+            raise UpdaterError(f"the updater exited at once (status {proc.returncode}); see {log}")
         time.sleep(0.05)
-    raise RuntimeError(f"the updater did not start within 15 s; see {log}")
+    raise UpdaterError(f"the updater did not start within 15 s; see {log}")
 
 
 def stop(home: Path, timeout: float = 10.0) -> bool:
@@ -100,13 +106,14 @@ def stop(home: Path, timeout: float = 10.0) -> bool:
     return True
 
 
-def pending_env_tokens(store) -> int:
+def pending_env_tokens(store: TrajectoryStore) -> int:
     """Rough count of env tokens recorded since the adapter in use was trained."""
+    from echo_agent.memory.queries import pending_output_chars
     from echo_agent.updater.registry import current_adapter_row
 
     row = current_adapter_row(store)
     since = row["trained_through_seq"] if row else 0
-    return store.pending_output_chars(since) // CHARS_PER_TOKEN
+    return pending_output_chars(store, since) // CHARS_PER_TOKEN
 
 
 def log_line(message: str) -> None:
@@ -117,7 +124,7 @@ def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float |
     """The daemon's loop (runs in the background process)."""
     from echo_agent.config import Settings
     from echo_agent.memory.store import TrajectoryStore
-    from echo_agent.updater.cycle import UpdateBusy, run_cycle
+    from echo_agent.updater.cycle import run_cycle
     from echo_agent.updater.train import TrainConfig
 
     pid_path, lock_path, _ = _paths(home)
@@ -140,8 +147,7 @@ def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float |
                 if pending >= min_new_tokens and not running:
                     log_line(f"{pending} new env tokens; starting a cycle")
                     try:
-                        cfg = TrainConfig(lora_r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                                          max_minutes=max_minutes)
+                        cfg = TrainConfig.from_settings(settings, max_minutes=max_minutes)
                         report = run_cycle(store, settings, home=home, cfg=cfg, wait=False)
                         log_line(f"cycle {report.status}: {report.message}")
                     except UpdateBusy as e:

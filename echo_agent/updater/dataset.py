@@ -15,11 +15,16 @@ earlier turns and task) followed by whole steps; a step longer than a window is 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from echo_agent.transcript import Message
+from echo_agent.config import Settings
+from echo_agent.models.prompt import PromptRenderer
+from echo_agent.transcript import TranscriptMessage
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
 
 _PLACEHOLDER = "\x00echo-agent-message-{}\x00"
 
@@ -54,28 +59,13 @@ class TokenizedEpisode:
     offsets: list[tuple[int, int]] = field(default_factory=list)
 
 
-def chat_role_for(tokenizer: Any):
-    """The tool→user fallback, decided once per tokenizer (the same rule the local backend uses)."""
-    from echo_agent.models.local import template_role
-
-    cache: dict[str, str] = {}
-
-    def role(r: str) -> str:
-        if r not in cache:
-            cache[r] = template_role(tokenizer, r)
-        return cache[r]
-
-    return role
-
-
-def render_with_offsets(tokenizer: Any, messages: Sequence[Message]) -> tuple[str, list[tuple[int, int]]]:
+def render_with_offsets(tokenizer: Any, messages: Sequence[TranscriptMessage]) -> tuple[str, list[tuple[int, int]]]:
     """The chat-template text of `messages` and where each message's content sits in it.
 
     Rendered once with placeholders to find positions, then checked against a plain rendering; a template that
     rewrites content (trims it, say) falls back to a sequential search.
     """
-    role = chat_role_for(tokenizer)
-    msgs = [{"role": role(m.role), "content": m.content} for m in messages]
+    msgs = PromptRenderer(tokenizer).template_messages([m.to_dict() for m in messages])
     plain = tokenizer.apply_chat_template(msgs, tokenize=False)
     marked = tokenizer.apply_chat_template(
         [{"role": m["role"], "content": _PLACEHOLDER.format(i)} for i, m in enumerate(msgs)], tokenize=False
@@ -106,7 +96,7 @@ def render_with_offsets(tokenizer: Any, messages: Sequence[Message]) -> tuple[st
 
 
 def tokenize_episode(
-    tokenizer: Any, messages: Sequence[Message], owners: Sequence[str | None] | None = None
+    tokenizer: Any, messages: Sequence[TranscriptMessage], owners: Sequence[str | None] | None = None
 ) -> TokenizedEpisode:
     """Token ids and masks for `messages`; `owners[i]` is the step id message i belongs to."""
     owners = list(owners) if owners is not None else [None] * len(messages)
@@ -256,46 +246,50 @@ def duplicate_key(step: dict) -> tuple:
     return (step.get("command"), step.get("output"), step.get("cwd_before"))
 
 
-def select_cycle_data(
-    store: Any,
-    tokenizer: Any,
-    *,
-    since_seq: int,
-    max_seq_len: int = 2048,
-    heldout_fraction: float = 0.10,
-    duplicate_cap: int = 3,
-    replay_fraction: float = 0.5,
-    replay_min: int = 32,
-    retention_episodes: int = 32,
-    seed: int = 0,
-) -> CycleData:
-    """The cycle's training and held-out windows.
+@dataclass
+class CycleEpisodes:
+    """Which episodes a cycle uses, and for what (`choose_episodes`)."""
 
-    New data: episodes with trainable steps newer than `since_seq`. The newest `heldout_fraction` of them (at
+    new_steps: list[dict]
+    """Trainable steps newer than the adapter in use, in seq order."""
+    train: list[dict]
+    heldout: list[dict]
+    """The newest of the new episodes: evaluated, not trained on in this cycle."""
+    replay: list[dict]
+    """Older episodes rehearsed with the new ones."""
+    retention: list[dict]
+    """Older episodes on which the gate checks that nothing recallable is lost."""
+
+
+def choose_episodes(store: TrajectoryStore, since_seq: int, settings: Settings, seed: int = 0) -> CycleEpisodes:
+    """New data: episodes with trainable steps newer than `since_seq`. The newest `heldout_fraction` of them (at
     least one) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes,
     `replay_fraction` times as many as the new training episodes and at least `replay_min`, so earlier facts are
     rehearsed; a cycle with little new data would otherwise take many passes over a few look-ups and overwrite
-    similar older facts. Within one training set, identical (command, output, cwd_before) steps beyond
-    `duplicate_cap` are rendered unlabelled. Retention: up to `retention_episodes` older episodes for the gate.
-    """
+    similar older facts. Retention: up to `retention_episodes` older episodes for the gate."""
     import random
 
-    from echo_agent.transcript import is_trainable, render_episode
-
     new_steps = list(store.iter_steps(since_seq=since_seq, trainable_only=True))
-    new_by_episode: dict[str, list[str]] = {}
-    for s in new_steps:
-        new_by_episode.setdefault(s["episode_id"], []).append(s["id"])
-    episodes = sorted((store.get_episode(e) for e in new_by_episode), key=lambda e: e["started_at"])
-    n_held = max(1, round(len(episodes) * heldout_fraction)) if episodes else 0
-    heldout_eps, train_eps = episodes[len(episodes) - n_held:], episodes[: len(episodes) - n_held]
+    new_episode_ids = list(dict.fromkeys(s["episode_id"] for s in new_steps))
+    episodes = sorted((store.get_episode(e) for e in new_episode_ids), key=lambda e: e["started_at"])
+    n_held = max(1, round(len(episodes) * settings.heldout_fraction)) if episodes else 0
+    heldout, train = episodes[len(episodes) - n_held:], episodes[: len(episodes) - n_held]
 
     rng = random.Random(seed)
     old_ids = sorted({s["episode_id"] for s in store.iter_steps(since_seq=0, trainable_only=True)
-                      if s["seq"] <= since_seq} - set(new_by_episode))
-    n_replay = min(len(old_ids), max(replay_min, math.ceil(len(train_eps) * replay_fraction))) if train_eps else 0
-    replay_eps = [store.get_episode(e) for e in rng.sample(old_ids, n_replay)]
-    retention_eps = [store.get_episode(e) for e in rng.sample(old_ids, min(len(old_ids), retention_episodes))]
+                      if s["seq"] <= since_seq} - set(new_episode_ids))
+    n_replay = (min(len(old_ids), max(settings.replay_min, math.ceil(len(train) * settings.replay_fraction)))
+                if train else 0)
+    replay = [store.get_episode(e) for e in rng.sample(old_ids, n_replay)]
+    retention = [store.get_episode(e) for e in rng.sample(old_ids, min(len(old_ids), settings.retention_episodes))]
+    return CycleEpisodes(new_steps, train, heldout, replay, retention)
+
+
+def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes, *, since_seq: int,
+                  max_seq_len: int, duplicate_cap: int) -> CycleData:
+    """The chosen episodes as windows. Within the training set (new and replayed episodes), identical
+    (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled."""
+    from echo_agent.transcript import is_trainable, render_episode
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
@@ -310,40 +304,47 @@ def select_cycle_data(
         train_ids.append(step["id"])
         return True
 
-    def episode_windows(ep: dict, labelled) -> tuple[list[Window], int]:
-        steps = store.episode_steps(ep["id"])
-        earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(ep["id"])]
-        # Earlier chat turns are context here; they are trained in their own episodes.
-        msgs = render_episode(ep, steps, earlier, labelled=lambda s: s["episode_id"] == ep["id"] and labelled(s))
-        owners = [None] * (len(msgs) - 2 * len(steps)) + [s["id"] for s in steps for _ in (0, 1)]
-        tok = tokenize_episode(tokenizer, msgs, owners)
-        return windows(tok, max_seq_len, len(msgs) - 2 * len(steps), ep["id"]), tok.boundary_tokens
-
-    train: list[Window] = []
     boundary = 0
-    for ep in train_eps + replay_eps:
-        ws, b = episode_windows(ep, labelled_for_training)
-        train += ws
-        boundary += b
-    heldout: list[Window] = []
-    for ep in heldout_eps:
-        ws, b = episode_windows(ep, is_trainable)
-        heldout += ws
-        boundary += b
-    retention: list[Window] = []
-    for ep in retention_eps:
-        retention += episode_windows(ep, is_trainable)[0]
+
+    def episode_windows(eps: list[dict], labelled: Callable[[dict], bool]) -> list[Window]:
+        nonlocal boundary
+        out: list[Window] = []
+        for ep in eps:
+            steps = store.episode_steps(ep["id"])
+            earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(ep["id"])]
+            # Earlier chat turns are context here; they are trained in their own episodes.
+            msgs = render_episode(ep, steps, earlier,
+                                  labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
+            owners = [None] * (len(msgs) - 2 * len(steps)) + [s["id"] for s in steps for _ in (0, 1)]
+            tok = tokenize_episode(tokenizer, msgs, owners)
+            out += windows(tok, max_seq_len, len(msgs) - 2 * len(steps), ep["id"])
+            boundary += tok.boundary_tokens
+        return [w for w in out if w.n_env_tokens]
+
+    train = episode_windows(chosen.train + chosen.replay, labelled_for_training)
+    heldout = episode_windows(chosen.heldout, is_trainable)
+    counted = boundary
+    retention = episode_windows(chosen.retention, is_trainable)
     return CycleData(
-        train=[w for w in train if w.n_env_tokens],
-        heldout=[w for w in heldout if w.n_env_tokens],
+        train=train,
+        heldout=heldout,
         train_step_ids=train_ids,
-        new_step_ids=[s["id"] for s in new_steps],
-        heldout_episode_ids=[e["id"] for e in heldout_eps],
-        replay_episode_ids=[e["id"] for e in replay_eps],
-        trained_through_seq=_trained_through(new_steps, {e["id"] for e in heldout_eps}, since_seq),
-        boundary_tokens=boundary,
-        retention=[w for w in retention if w.n_env_tokens],
+        new_step_ids=[s["id"] for s in chosen.new_steps],
+        heldout_episode_ids=[e["id"] for e in chosen.heldout],
+        replay_episode_ids=[e["id"] for e in chosen.replay],
+        trained_through_seq=_trained_through(chosen.new_steps, {e["id"] for e in chosen.heldout}, since_seq),
+        boundary_tokens=counted,
+        retention=retention,
     )
+
+
+def select_cycle_data(store: TrajectoryStore, tokenizer: Any, *, since_seq: int, settings: Settings | None = None,
+                      seed: int = 0) -> CycleData:
+    """The cycle's training, held-out and retention windows: `choose_episodes`, then `build_windows`."""
+    settings = settings or Settings()
+    chosen = choose_episodes(store, since_seq, settings, seed)
+    return build_windows(store, tokenizer, chosen, since_seq=since_seq, max_seq_len=settings.max_seq_len,
+                         duplicate_cap=settings.duplicate_cap)
 
 
 def _trained_through(new_steps: list[dict], heldout: set[str], since_seq: int) -> int:

@@ -19,20 +19,22 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from echo_agent.errors import AdapterError
+from echo_agent.memory.adapters import get_adapter, list_adapters, set_status
 from echo_agent.memory.store import pid_alive
+from echo_agent.records import AdapterStatus
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
+
+__all__ = ["AdapterError", "adapter_complete", "check_adapter", "current_adapter", "current_adapter_row", "promote",
+           "rollback", "save_adapter"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 META_FILE = "echo_adapter.json"
 META_VERSION = 1
 _META_DEFAULTS: dict[str, Any] = {"meta_version": 1, "parent_id": None, "metrics": {}, "config": {}, "data": {},
                                   "versions": {}}
-
-
-class AdapterError(Exception):
-    """An adapter cannot be used; the message names it and says what to do."""
 
 
 def adapters_dir(home: Path) -> Path:
@@ -136,28 +138,25 @@ def current_adapter(store: TrajectoryStore) -> tuple[str | None, Path | None]:
 
 
 def current_adapter_row(store: TrajectoryStore) -> dict | None:
-    for row in reversed(store.list_adapters(status="promoted")):
+    """The newest promoted adapter whose directory is intact, or None."""
+    for row in reversed(list_adapters(store, AdapterStatus.PROMOTED)):
         if adapter_complete(Path(row["path"])):
             return row
     return None
 
 
 def promote(store: TrajectoryStore, adapter_id: str) -> None:
-    """Make `adapter_id` the adapter in use (by hand: the gate is the user's call here)."""
-    row = store.get_adapter(adapter_id)
+    """Make `adapter_id` the adapter in use (by hand: the gate is the user's call here). Promoting an older
+    adapter retires the newer promoted ones, so it becomes the newest in use; both changes are one transaction."""
+    row = get_adapter(store, adapter_id)
     if row is None:
         raise AdapterError(f"no adapter {adapter_id}; `echo-agent adapters list` shows them")
-    if row["status"] == "stale":
+    if row["status"] == AdapterStatus.STALE:
         raise AdapterError(f"adapter {adapter_id} is stale (it saw forgotten steps) and cannot be promoted")
     if not adapter_complete(Path(row["path"])):
         raise AdapterError(f"adapter {adapter_id} at {row['path']} is incomplete; it cannot be promoted")
-    current = current_adapter_row(store)
-    if current and current["id"] > adapter_id:
-        # Promoting an older adapter: the newer promoted ones step aside so it becomes the newest in use.
-        for r in store.list_adapters(status="promoted"):
-            if r["id"] > adapter_id:
-                store.set_adapter_status(r["id"], "retired")
-    store.set_adapter_status(adapter_id, "promoted")
+    newer = [r["id"] for r in list_adapters(store, AdapterStatus.PROMOTED) if r["id"] > adapter_id]
+    set_status(store, {**dict.fromkeys(newer, AdapterStatus.RETIRED), adapter_id: AdapterStatus.PROMOTED})
 
 
 def rollback(store: TrajectoryStore) -> tuple[str, str | None]:
@@ -165,6 +164,6 @@ def rollback(store: TrajectoryStore) -> tuple[str, str | None]:
     current = current_adapter_row(store)
     if current is None:
         raise AdapterError("no promoted adapter to roll back; the base model is in use")
-    store.set_adapter_status(current["id"], "retired")
+    set_status(store, {current["id"]: AdapterStatus.RETIRED})
     now_id, _ = current_adapter(store)
     return current["id"], now_id

@@ -22,11 +22,22 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from echo_agent.updater.dataset import Window
 
+if TYPE_CHECKING:
+    from echo_agent.config import Settings
+
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Objective(StrEnum):
+    ENV = "env"
+    """Cross-entropy on environment tokens only (ECHO's env term)."""
+    ENV_ACTION = "env+action"
+    """Plus `action_weight` times cross-entropy on the assistant's replies."""
 
 
 @dataclass
@@ -40,7 +51,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     warmup_steps: int = 2
-    objective: str = "env"  # "env" or "env+action"
+    objective: Objective = Objective.ENV
     action_weight: float = 0.0  # λ for action tokens when objective is "env+action"
     kl_weight: float = 0.0  # weight of KL(adapter || base) on env tokens; 0 disables
     lora_r: int = 16
@@ -49,6 +60,13 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     seed: int = 0
     max_minutes: float | None = None  # stop cleanly after this much training time (evaluation still runs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
+        """The config a cycle trains with: the user's LoRA settings, then `overrides` (None leaves a default)."""
+        values = {"lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +162,7 @@ def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int]:
     import torch.nn.functional as F
 
     env = b["env"][:, 1:]  # (B, T-1) targets that are environment tokens
-    act = b["action"][:, 1:] if cfg.objective == "env+action" and cfg.action_weight > 0 else torch.zeros_like(env)
+    act = b["action"][:, 1:] if cfg.objective == Objective.ENV_ACTION and cfg.action_weight > 0 else torch.zeros_like(env)
     keep = env | act
     targets = b["input_ids"][:, 1:][keep]  # (N,)
     logits = logits_at(model, b, keep)  # (N, V)

@@ -4,48 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from echo_agent.agent import Verify
+from echo_agent.bench.run import ARMS, BenchPolicy
+from echo_agent.cli.common import fail, json_safe, print_json
 
 bench_app = typer.Typer(help="Benchmarks (each runs in a temporary home of its own).", no_args_is_help=True)
 
 
 def parse_train_options(items: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs for TrainConfig fields, each value converted to the field's type."""
+    from echo_agent.errors import EchoAgentError
     from echo_agent.updater.train import TrainConfig
 
     defaults = TrainConfig()
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"target_modules"}
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in known or key == "target_modules":
-            raise ValueError(f"--train {item!r}: expected KEY=VALUE with KEY one of "
-                             f"{', '.join(sorted(known - {'target_modules'}))}")
+        if not sep or key not in known:
+            raise EchoAgentError(f"--train {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
         default = getattr(defaults, key)
+        kind = float if default is None else type(default)
         try:
-            out[key] = value if isinstance(default, str) else type(default)(value) if default is not None \
-                else float(value)
-        except ValueError as e:
-            raise ValueError(f"--train {item!r}: {value!r} is not a valid {type(default).__name__}") from e
+            out[key] = kind(value)
+        except ValueError:
+            raise EchoAgentError(f"--train {item!r}: {value!r} is not a valid {kind.__name__}") from None
     return out
-
-
-def _clean(x: Any) -> Any:
-    """JSON without NaN: NaN becomes null."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 @bench_app.command("retrieval")
@@ -53,14 +43,15 @@ def retrieval_command(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Rounds of every task per arm.")] = 4,
     tasks: Annotated[int, typer.Option("--tasks", min=1, help="Tasks in the generated world.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the world, its tasks and verification.")] = 0,
-    minutes: Annotated[float | None, typer.Option("--minutes", help="Overall time budget: stop cleanly when "
-                                                  "spent and report what ran.")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", min=0.0, help="Overall time budget: stop cleanly "
+                                                  "when spent and report what ran.")] = None,
     arms: Annotated[str, typer.Option("--arms", help="Comma-separated: frozen, learning.")] = "frozen,learning",
-    policy: Annotated[str, typer.Option("--policy", help="scripted (look-ups from the task definitions; the "
-                                        "model only predicts) or model (the model chooses and answers).")]
-    = "scripted",
-    verify: Annotated[str, typer.Option("--verify", help="sample (a fraction of confident recalls is run "
-                                        "anyway) or all (every retrieval predicted and run).")] = "sample",
+    policy: Annotated[BenchPolicy, typer.Option("--policy", help="scripted (look-ups from the task definitions; "
+                                                "the model only predicts) or model (the model chooses and "
+                                                "answers).")] = BenchPolicy.SCRIPTED,
+    verify: Annotated[Verify, typer.Option("--verify", help="sample (a fraction of confident recalls is run "
+                                           "anyway), all (every retrieval predicted and run) or none.")]
+    = Verify.SAMPLE,
     model: Annotated[str, typer.Option("--model", help="'embedded', a transformers directory or a GGUF file.")]
     = "embedded",
     suite_file: Annotated[Path | None, typer.Option("--suite", help="A YAML/JSON suite of your own tasks "
@@ -92,38 +83,30 @@ def retrieval_command(
     from rich.console import Console
 
     from echo_agent.bench.report import calibration_table, plot, result_line, rounds_table
-    from echo_agent.bench.run import ARMS, Bench, BenchConfig
-    from echo_agent.bench.suite import SuiteError, load_suite
-    from echo_agent.cli import fail
-    from echo_agent.config import ConfigError, Settings
+    from echo_agent.bench.run import Bench, BenchConfig
+    from echo_agent.bench.suite import load_suite
+    from echo_agent.config import Settings
+    from echo_agent.ui import literal
 
     chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
     if not chosen or set(chosen) - set(ARMS):
         raise fail(f"--arms {arms!r}: choose from {', '.join(ARMS)} (comma-separated)", 2)
-    if policy not in ("scripted", "model"):
-        raise fail(f"--policy {policy!r}: choose scripted or model", 2)
-    if verify not in ("sample", "all"):
-        raise fail(f"--verify {verify!r}: choose sample or all", 2)
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         why = "is not a directory" if not out.is_dir() else \
             "is not empty (an earlier run's stores and adapters there would carry over into this one)"
         raise fail(f"--out {out} {why}; give a new or empty directory", 2)
-    err = Console(stderr=True)
-    try:
-        suite = load_suite(suite_file) if suite_file else None
-        cfg = BenchConfig(rounds=rounds, tasks=tasks, seed=seed, minutes=minutes, arms=chosen, policy=policy,
-                          verify=verify, model=model, epochs=epochs, train=parse_train_options(train or []),
-                          recall_threshold=threshold, verify_fraction=verify_fraction, device=device,
-                          out_dir=out)
-        bench = Bench(cfg, suite, settings=Settings.load(), on_progress=lambda m: err.print(f"[dim]{m}[/dim]"))
-        report = bench.run()
-    except (SuiteError, ConfigError, ValueError, FileNotFoundError) as e:
-        raise fail(str(e)) from None
+    err = Console(stderr=True, highlight=False)
+    suite = load_suite(suite_file) if suite_file else None
+    cfg = BenchConfig(rounds=rounds, tasks=tasks, seed=seed, minutes=minutes, arms=chosen, policy=policy,
+                      verify=verify, model=model, epochs=epochs, train=parse_train_options(train or []),
+                      recall_threshold=threshold, verify_fraction=verify_fraction, device=device, out_dir=out)
+    bench = Bench(cfg, suite, settings=Settings.load(), on_progress=lambda m: err.print(literal(m, "dim")))
+    report = bench.run()
     png = plot(report, plot_path or Path(report["root"]) / "bench.png")
     report["plot"] = str(png)
-    (Path(report["root"]) / "report.json").write_text(json.dumps(_clean(report), indent=2))
+    (Path(report["root"]) / "report.json").write_text(json.dumps(json_safe(report), indent=2))
     if as_json:
-        typer.echo(json.dumps(_clean(report), indent=2))
+        print_json(report)
         return
     console = Console() if Console().is_terminal else Console(width=150)  # a log keeps the whole table
     console.print(rounds_table(report))
@@ -131,5 +114,5 @@ def retrieval_command(
         console.print(calib)
     if report["stopped_early"]:
         console.print(f"[yellow]stopped early: the {minutes:g}-minute budget was spent[/yellow]")
-    console.print(f"plot: {png}\nreport, homes and workspace: {report['root']}")
+    console.print(literal(f"plot: {png}\nreport, homes and workspace: {report['root']}"))
     typer.echo(result_line(report))

@@ -1,0 +1,81 @@
+"""Read-only questions about a store: counts, per-task look-ups, recall outcomes, pending training data.
+
+`echo-agent logs stats` and `echo-agent stats` (echo_agent/stats.py) ask these; they shape the answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.records import StepKind, StepSource, task_identity
+
+
+def store_counts(store: TrajectoryStore) -> dict[str, Any]:
+    """Sessions, episodes, steps (trainable, redacted), stored output characters, bytes on disk, episodes by
+    status, and `task_counts`."""
+
+    def one(sql: str) -> Any:
+        return next(iter(store.rows(sql)[0].values()))
+
+    files = [store.path, Path(f"{store.path}-wal"), Path(f"{store.path}-shm")]
+    return {
+        "path": str(store.path),
+        "sessions": one("SELECT count(*) FROM session"),
+        "episodes": one("SELECT count(*) FROM episode"),
+        "steps": one("SELECT count(*) FROM step"),
+        "trainable_steps": one("SELECT count(*) FROM step WHERE trainable=1"),
+        "redacted_steps": one("SELECT count(*) FROM step WHERE redactions > 0"),
+        "output_chars": one("SELECT coalesce(sum(length(output)), 0) FROM step"),
+        "bytes": sum(f.stat().st_size for f in files if f.exists()),
+        "max_seq": one("SELECT coalesce(max(seq), 0) FROM step"),
+        "episodes_by_status": {r["status"]: r["n"] for r in
+                               store.rows("SELECT status, count(*) AS n FROM episode GROUP BY status")},
+        "tasks": task_counts(store),
+    }
+
+
+def task_counts(store: TrajectoryStore) -> list[dict]:
+    """Per task identity: episode count, first and last start, and episodes per day; most frequent first."""
+    tasks: dict[str, dict] = {}
+    for row in store.rows("SELECT task, started_at FROM episode ORDER BY started_at"):
+        task, started = task_identity(row["task"]), row["started_at"]
+        t = tasks.setdefault(task, {"task": task, "episodes": 0, "first": started, "last": started, "by_day": {}})
+        t["episodes"] += 1
+        t["last"] = started
+        t["by_day"][started[:10]] = t["by_day"].get(started[:10], 0) + 1
+    return sorted(tasks.values(), key=lambda t: (-t["episodes"], t["task"]))
+
+
+def episode_lookups(store: TrajectoryStore) -> list[dict[str, Any]]:
+    """Every episode, oldest first, with its executed and recalled retrievals."""
+    return store.rows(
+        "SELECT e.id AS episode_id, e.task, e.started_at, e.adapter_id, "
+        "  coalesce(sum(s.kind=:retrieval AND s.source=:executed), 0) AS executed, "
+        "  coalesce(sum(s.kind=:retrieval AND s.source=:recalled), 0) AS recalled "
+        "FROM episode e LEFT JOIN step s ON s.episode_id = e.id GROUP BY e.id ORDER BY e.started_at, e.rowid",
+        {"retrieval": StepKind.RETRIEVAL, "executed": StepSource.EXECUTED, "recalled": StepSource.RECALLED})
+
+
+def recall_counts(store: TrajectoryStore, threshold: float) -> dict[str, int]:
+    """Recalled steps, and verified recalls at or above `threshold` (checked, and exactly right)."""
+    recalled = store.rows("SELECT count(*) AS n FROM step WHERE source=?", [StepSource.RECALLED])[0]["n"]
+    row = store.rows(
+        "SELECT count(*) AS checked, coalesce(sum(verified=1), 0) AS right FROM step WHERE source=? "
+        "AND verified IS NOT NULL AND confidence_min IS NOT NULL AND confidence_min >= ?",
+        [StepSource.EXECUTED, threshold])[0]
+    return {"recalled": int(recalled), "verified": int(row["checked"]), "verified_right": int(row["right"])}
+
+
+def verified_predictions(store: TrajectoryStore) -> list[tuple[float, int]]:
+    """(weakest-token log-prob, verified 0/1) of every executed retrieval whose prediction was checked."""
+    return [(r["confidence_min"], r["verified"]) for r in store.rows(
+        "SELECT confidence_min, verified FROM step WHERE kind=? AND source=? "
+        "AND verified IS NOT NULL AND confidence_min IS NOT NULL", [StepKind.RETRIEVAL, StepSource.EXECUTED])]
+
+
+def pending_output_chars(store: TrajectoryStore, since_seq: int) -> int:
+    """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
+    return int(store.rows("SELECT coalesce(sum(length(output)), 0) AS n FROM step WHERE trainable=1 AND seq > ?",
+                          [since_seq])[0]["n"])

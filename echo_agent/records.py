@@ -1,0 +1,61 @@
+"""The states a stored record can be in, as types, and the rule for a task's identity.
+
+Every state is a `StrEnum`: its members are the strings the store has always held (`"done"`, `"recalled"`), so
+existing stores read back unchanged, a member compares equal to its string, and JSON writes it as one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SessionKind(StrEnum):
+    AGENT = "agent"
+    HUMAN = "human"
+    BENCH = "bench"
+
+
+class EpisodeStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    """The model answered."""
+    FAILED = "failed"
+    """The program failed during the episode (a bug or a backend error)."""
+    ABORTED = "aborted"
+    """The user stopped it (Ctrl-C, end of input at a prompt), or its process died."""
+    LIMIT = "limit"
+    """The step or time limit ended it."""
+
+
+class Author(StrEnum):
+    AGENT = "agent"
+    HUMAN = "human"
+
+
+class StepKind(StrEnum):
+    RETRIEVAL = "retrieval"
+    """A read-only command: a look-up that recall may answer."""
+    ACTION = "action"
+    """Anything else, or a reply with no command."""
+
+
+class StepSource(StrEnum):
+    EXECUTED = "executed"
+    RECALLED = "recalled"
+    """The observation is the model's prediction; the shell was not touched."""
+
+
+class AdapterStatus(StrEnum):
+    CANDIDATE = "candidate"
+    """Being trained or evaluated (left by a cycle that died until the next cycle rejects it)."""
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    RETIRED = "retired"
+    """Rolled back, or set aside when an older adapter was promoted by hand."""
+    STALE = "stale"
+    """Trained on a step the user forgot: never used again."""
+
+
+def task_identity(task: str) -> str:
+    """A task's identity for per-task statistics and comparisons: lower-cased, whitespace collapsed."""
+    return " ".join(task.lower().split())

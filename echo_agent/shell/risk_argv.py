@@ -13,7 +13,7 @@ from typing import Protocol
 
 
 class Findings(Protocol):
-    """What a handler may do with the analysis in progress (risk._Analysis)."""
+    """What a handler may do with the analysis in progress (risk_walk.Analysis)."""
 
     def add(self, level: str, reason: str, denied: bool = False) -> None:
         """Record one finding."""

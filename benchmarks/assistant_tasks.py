@@ -19,22 +19,20 @@ names): the script checks that first and stops if one does. The last line is mac
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from echo_agent.bench.world import World
 from echo_agent.prompting import bundled_examples, words
-
-WORDS = "amber cobalt falcon harbor juniper lantern meadow nickel orchid pebble quartz raven saffron timber willow".split()
+from echo_agent.records import task_identity
 
 
 @dataclass
@@ -55,81 +53,42 @@ class AssistantTask:
 
 def make_workspace(root: Path, seed: int) -> list[AssistantTask]:
     """Write the workspace under `root` (deterministic for a seed) and return the tasks with their answers."""
-    rng = random.Random(seed)
-
-    def write(rel: str, text: str | bytes) -> Path:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text)
-        return path
-
-    secret = rng.choice(WORDS)
-    write("notes.md", f"# Notes\nThe meeting password is {secret}.\nBring the slides.\n")
-
-    n_rows = rng.randint(12, 40)
-    rows = [f"{i},{rng.choice(WORDS)},{rng.randint(1, 99)}" for i in range(1, n_rows)]
-    write("inventory.csv", "id,item,qty\n" + "\n".join(rows) + "\n")  # n_rows lines, header included
-
-    hidden = f"projects/{rng.choice(['alpha', 'beta', 'gamma'])}/etc"
-    write(f"{hidden}/kestrel.cfg", "mode = fast\n")
-    write("projects/readme.txt", "project folders\n")
-
-    reports = sorted(rng.sample(["q1.txt", "q2.txt", "q3.txt", "q4.txt", "annual.txt"], 3))
-    for r in reports:
-        write(f"reports/{r}", f"report {r}\n")
-
-    for i in range(rng.randint(3, 6)):
-        write(f"media/clip{i}.bin", bytes(rng.getrandbits(8) for _ in range(rng.randint(100_000, 400_000))))
+    world = World(seed)
+    secret = world.meeting_notes()["secret"]
+    n_rows = world.inventory_csv()["lines"]
+    hidden = world.nested_config()["folder"]
+    reports = world.reports()
+    world.media()
+    n_errors = world.service_log()["errors"]
+    last = world.history()["last"]
+    fruit_file = world.mention()["file"]
+    port = world.settings_toml()["port"]
+    n_py = world.python_tools()["python_files"]
+    world.build(root)
+    # The size `du` prints depends on the filesystem, not only on the seed: measured on the built files.
     du = subprocess.run(["du", "-sh", "media"], cwd=root, capture_output=True, text=True, check=True)
     media_size = du.stdout.split()[0]
-
-    levels = [rng.choice(["INFO", "INFO", "WARN", "ERROR"]) for _ in range(rng.randint(20, 40))]
-    n_errors = levels.count("ERROR")
-    write(
-        "logs/service.log",
-        "".join(f"2024-05-0{1 + i % 9} 12:{i:02d}:00 {lv} event {i}\n" for i, lv in enumerate(levels)),
-    )
-
-    last = f"visited {rng.choice(WORDS)} street"
-    write("history.txt", "".join(f"visited {w} street\n" for w in rng.sample(WORDS, 4)) + last + "\n")
-
-    fruit_file = rng.choice(["shopping.txt", "recipes.txt", "letters.txt"])
-    for f in ("shopping.txt", "recipes.txt", "letters.txt"):
-        write(f"misc/{f}", "buy a pineapple\n" if f == fruit_file else "nothing special here\n")
-
-    port = rng.randint(2000, 9999)
-    write("settings.toml", f'[server]\nhost = "localhost"\nport = {port}\nworkers = {rng.randint(2, 8)}\n')
-
-    n_py = rng.randint(2, 5)
-    for i in range(n_py):
-        write(f"tools/tool{i}.py", "print('hi')\n")
-    write("tools/notes.txt", "not python\n")
-
     return [
         AssistantTask("show a file", "show me the contents of notes.md", [secret]),
-        AssistantTask("count lines", "count the lines in inventory.csv", [str(n_rows)]),
+        AssistantTask("count lines", "count the lines in inventory.csv", [n_rows]),
         AssistantTask("find by name", "where is kestrel.cfg", [hidden]),
         AssistantTask("list a directory", "what files are in the reports folder", reports),
         AssistantTask("disk usage", "how much disk space does the media folder take up", [media_size]),
-        AssistantTask("count matches", "how many ERROR lines are in logs/service.log", [str(n_errors)]),
+        AssistantTask("count matches", "how many ERROR lines are in logs/service.log", [n_errors]),
         AssistantTask("last line", "what is the last line of history.txt", [last]),
         AssistantTask("search text", "which file mentions pineapple", [fruit_file]),
-        AssistantTask("config value", "what port is set in settings.toml", [str(port)]),
-        AssistantTask("count files", "how many python files are in the tools folder", [str(n_py)]),
+        AssistantTask("config value", "what port is set in settings.toml", [port]),
+        AssistantTask("count files", "how many python files are in the tools folder", [n_py]),
     ]
 
 
 def check_examples_clean(tasks: list[AssistantTask], root: Path) -> None:
     """Fail loudly if a bundled in-context example is one of the benchmark's tasks (wording or file names)."""
-    norm: Callable[[str], str] = lambda s: " ".join(s.lower().split())  # noqa: E731
-    task_texts = {norm(t.text) for t in tasks}
+    task_texts = {task_identity(t.text) for t in tasks}
     names = {p.name.lower() for p in root.rglob("*")}
     problems = []
     for ex in bundled_examples():
-        if norm(ex.task) in task_texts:
+        if task_identity(ex.task) in task_texts:
             problems.append(f"example task {ex.task!r} is a benchmark task")
         shared = (words(ex.task) | words(ex.command)) & names
         if shared:

@@ -42,24 +42,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-SYLLABLES = "ka lo mi ne ru ta vo zen dra qui bel sor fin gal mur tep".split()
+from echo_agent.bench.world import World
+
 SEEN = ["cat {f}", "grep port {f}", "grep version {f}"]  # trained (and re-run later for "seen")
 NOVEL = ["grep owner {f}", "head -n 2 {f}", "sed -n 3p {f}"]  # never trained: the same facts, other views
 
 
-def make_workspace(root: Path, rng: random.Random, n_files: int) -> dict[str, dict[str, str]]:
-    """Config files of random facts: {file name: {key: value}}."""
-    def word(n: int) -> str:
-        return "".join(rng.choice(SYLLABLES) for _ in range(n))
-
-    facts = {}
-    for i in range(n_files):
-        f = {"name": word(3), "port": str(rng.randrange(1024, 65536)),
-             "version": f"{rng.randrange(10)}.{rng.randrange(30)}.{rng.randrange(100)}", "owner": word(2)}
-        name = f"svc{i}.conf"
-        (root / name).write_text("".join(f"{k} = {v}\n" for k, v in f.items()))
-        facts[name] = f
-    return facts
+def make_workspace(root: Path, world: World, n_files: int) -> dict[str, dict[str, str]]:
+    """Config files of random facts (the world's service configs): {file name: {key: value}}."""
+    services = world.service_configs(n_files, first_major=0)
+    world.build(root)
+    return {svc["file"]: {k: svc[k] for k in ("name", "port", "version", "owner")} for svc in services}
 
 
 def answer_for(command: str, facts: dict[str, str]) -> str:
@@ -135,10 +128,11 @@ def main() -> int:
     from echo_agent.updater.cycle import load_for_training, run_cycle
     from echo_agent.updater.train import TrainConfig, batches, collate, evaluate
 
-    rng = random.Random(args.seed)
+    world = World(args.seed)
+    rng = world.rng  # the jobs' order continues the world's draws
     ws = tmp / "ws"
     ws.mkdir(parents=True)
-    facts = make_workspace(ws, rng, args.files)
+    facts = make_workspace(ws, world, args.files)
     files = sorted(facts)
     seen_jobs = [(t, f) for f in files for t in SEEN]
     train_jobs = [seen_jobs[i % len(seen_jobs)] for i in range(args.episodes)]

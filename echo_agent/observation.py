@@ -28,6 +28,7 @@ Harness lines (the program's own words, never trained on; matched as exact whole
 from __future__ import annotations
 
 import re
+from typing import AnyStr
 
 RECALL_MARKER = "[recalled, not executed]"
 INPUT_MARKER = "[command was waiting for input]"
@@ -81,26 +82,35 @@ def _seconds(s: float) -> str:
     return f"{s:.0f}" if s >= 10 or float(s).is_integer() else f"{s:.1f}"
 
 
-def cap_text(text: str, head: int, tail: int, *, unit: str = "chars") -> str:
-    """Keep `head` + `tail` characters around an elision marker line; text within the cap is unchanged.
-
-    The cut points move to line boundaries when one is near, so the marker stands on a line of its own.
-    The marker counts the omitted UTF-8 bytes.
-    """
+def cap_text(text: str, head: int, tail: int) -> str:
+    """Keep `head` + `tail` characters around an elision marker line; text within the cap is unchanged. The
+    marker counts the omitted UTF-8 bytes. (The shell caps bytes the same way: `shell.session._OutputReader`.)"""
     if len(text) <= head + tail:
         return text
-    h, t = text[:head], text[len(text) - tail :]
-    # Prefer whole lines: drop a partial last head line / first tail line when the cut is mid-line.
-    nl = h.rfind("\n")
-    if nl >= head // 2:
-        h = h[: nl + 1]
-    nl = t.find("\n")
-    if 0 <= nl < tail // 2:
-        t = t[nl + 1 :]
+    h, t = snap_to_lines(text[:head], text[len(text) - tail :])
     omitted = text[len(h) : len(text) - len(t)]
-    if not h.endswith("\n"):
-        h += "\n"
-    return f"{h}{elision_marker(len(omitted.encode('utf-8', 'surrogatepass')))}\n{t}"
+    return join_capped(h, len(omitted.encode("utf-8", "surrogatepass")), t)
+
+
+def snap_to_lines(head: AnyStr, tail: AnyStr) -> tuple[AnyStr, AnyStr]:
+    """The head and tail of a capped text (str) or output (bytes), with their cut points moved to line
+    boundaries when one is near (in the half of each part next to the cut), so the marker stands on a line of
+    its own: a partial last head line and a partial first tail line are dropped."""
+    newline = "\n" if isinstance(head, str) else b"\n"
+    nl = head.rfind(newline)  # type: ignore[arg-type]
+    if nl >= len(head) // 2:
+        head = head[: nl + 1]
+    nl = tail.find(newline)  # type: ignore[arg-type]
+    if 0 <= nl < len(tail) // 2:
+        tail = tail[nl + 1 :]
+    return head, tail
+
+
+def join_capped(head: str, omitted_bytes: int, tail: str) -> str:
+    """Head, the elision marker on a line of its own, tail."""
+    if not head.endswith("\n"):
+        head += "\n"
+    return f"{head}{elision_marker(omitted_bytes)}\n{tail}"
 
 
 def render_observation(output: str, status: str | None, harness_lines: list[str] = ()) -> str:

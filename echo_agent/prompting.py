@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from echo_agent.records import task_identity
+
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
 
@@ -88,8 +90,8 @@ def choose_examples(task: str, candidates: list[Example], k: int = 4) -> list[Ex
     seen: set[str] = set()
     scored = []
     for i, (ex, bag) in enumerate(zip(candidates, bags, strict=True)):
-        key = " ".join(ex.task.lower().split())
-        if key in seen or key == " ".join(task.lower().split()):
+        key = task_identity(ex.task)
+        if key in seen or key == task_identity(task):
             continue
         seen.add(key)
         scored.append((similarity(target, bag, idf), ex.source == "store", -i, ex))

@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from echo_agent.errors import SuiteError
+from echo_agent.records import task_identity
 from echo_agent.shell.risk import is_read_only
-
-
-class SuiteError(Exception):
-    """A suite file cannot be used; the message names the file, the place in it and what to fix."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +159,7 @@ def parse_suite(data: Any, source: str = "suite") -> Suite:
                 raise SuiteError(f"{where}: `answer_regex` {regex!r} is not a valid regular expression ({e})") from e
         tasks.append(SuiteTask(question.strip(), commands, paraphrased, None if answer is None else str(answer),
                           regex))
-    identities = [" ".join(t.question.lower().split()) for t in tasks]
+    identities = [task_identity(t.question) for t in tasks]
     dup = sorted({q for q in identities if identities.count(q) > 1})
     if dup:
         raise SuiteError(f"{source}: questions must be distinct (a task's identity is its text): {dup[0]!r}")

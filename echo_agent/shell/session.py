@@ -400,17 +400,6 @@ class _OutputReader:
         head = bytes(self.buf[: self.head_cap])
         rest = self.buf[self.head_cap :]
         tail = bytes(rest[len(rest) - self.tail_cap :]) if self.tail_cap else b""
-        dropped = self.dropped + len(rest) - len(tail)
-        # Cut at line boundaries when one is near, so the marker stands on a line of its own.
-        nl = head.rfind(b"\n")
-        if nl >= len(head) // 2:
-            dropped += len(head) - nl - 1
-            head = head[: nl + 1]
-        nl = tail.find(b"\n")
-        if 0 <= nl < len(tail) // 2:
-            dropped += nl + 1
-            tail = tail[nl + 1 :]
-        head_text = clean_text(decode(head))
-        if not head_text.endswith("\n"):
-            head_text += "\n"
-        return f"{head_text}{obs.elision_marker(dropped)}\n{clean_text(decode(tail))}", True
+        kept_head, kept_tail = obs.snap_to_lines(head, tail)
+        dropped = self.dropped + len(rest) - len(kept_tail) + len(head) - len(kept_head)
+        return obs.join_capped(clean_text(decode(kept_head)), dropped, clean_text(decode(kept_tail))), True

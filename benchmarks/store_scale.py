@@ -8,8 +8,8 @@ Targets: record_ratio >= 0.8, search p50 <= 50 ms, redaction >= 10 MB/s, import 
 
 The floor (`bare_per_s`): a bare sqlite3 loop that inserts the very same rows (every step column, the same uuid
 ids, reply, command, output text; values prepared before timing) into a plain rowid table whose only index is the
-UNIQUE step id (DESIGN.md: steps are referenced by uuid), with an FTS5 external-content index over command and
-output kept by an AFTER INSERT trigger: the same FTS5 definition and tokenizer as the store. Each row is its own
+UNIQUE step id (steps are referenced by uuid: docs/architecture.md, "The records"), with an FTS5 external-content
+index over command and output kept by an AFTER INSERT trigger: the same FTS5 definition and tokenizer as the store. Each row is its own
 BEGIN IMMEDIATE … COMMIT, in WAL mode at the same synchronous level as the store it is compared with (FULL for
 the default `durable=True`, NORMAL for `durable=False`). What the floor does not pay, and record_step does, is
 what `record_ratio` prices: redaction of reply, command and output, uuid and timestamp, trainable rules, the

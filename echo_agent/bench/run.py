@@ -51,10 +51,8 @@ class BenchPolicy(StrEnum):
 
 ARMS = ("frozen", "learning")
 TRAIN_DEFAULTS = {"batch_tokens": 256}
-"""A bench episode is ~80 tokens, so the cycle's default 2048-token batches would hold a whole round: one
-optimizer step per epoch. Facts are learned in optimizer steps (~40 in the memorisation probe: 40 episodes,
-2 batches per epoch, 20 epochs), so the bench trains in batches of ~3 episodes: ~4 steps per epoch at the same
-token cost."""
+"""A bench episode is ~80 tokens: the cycle's default batches would give a round a handful of optimizer steps,
+and facts are learned in optimizer steps (docs/measurements.md, "The bench's training settings")."""
 BENCH_SYSTEM_PROMPT = "You are a terminal assistant. Reply with one ```bash command, or an ```answer."
 """The scripted policy's whole prompt: a short one, because every prompt token is trained on in each pass."""
 
@@ -77,10 +75,7 @@ class BenchConfig:
     model: str = "embedded"
     """The model: "embedded", a transformers directory or a GGUF file."""
     epochs: int = 5
-    """Training passes per update cycle. Measured on the default suite (SmolLM2, CPU, seeds 0 and 1): 2 passes
-    learn too slowly (learning ratio 1.0 after 4 rounds); 10 memorise in one cycle but later cycles, trained on
-    the few look-ups still executed, scramble facts (accuracy 58% in round 4); 5 gave ratios 0.29 and 0.43 at
-    accuracy 100% and 83%."""
+    """Training passes per update cycle (chosen by measurement: docs/measurements.md)."""
     train: dict[str, Any] = field(default_factory=dict)
     """Other TrainConfig fields for the cycle (lr, lora_r, batch_tokens, …), over TRAIN_DEFAULTS."""
     recall_threshold: float | None = None

@@ -48,7 +48,8 @@ _STEP_COLUMNS = """
 
 @migrations()
 def m001_initial(db: Database) -> None:
-    """Core records of DESIGN.md: session, episode, step (+ FTS5 over command and output), adapter, adapter_step.
+    """The records of docs/architecture.md: session, episode, step (+ FTS5 over command and output), adapter,
+    adapter_step.
 
     The step's rowid is `seq` (INTEGER PRIMARY KEY), so the external-content FTS index keeps pointing at the
     right rows through VACUUM; triggers keep it consistent on insert, update and delete.

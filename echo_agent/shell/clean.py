@@ -1,4 +1,5 @@
-"""Turning a terminal's bytes into the clean text the store keeps (DESIGN.md, "The observation contract")."""
+"""Turning a terminal's bytes into the clean text the store keeps (docs/architecture.md, "The observation
+contract")."""
 
 from __future__ import annotations
 

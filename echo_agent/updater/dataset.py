@@ -3,8 +3,9 @@
 The text is rendered with the model's chat template exactly as the agent renders its context (the same
 `transcript.py` messages, the same `tool`→`user` rule), then tokenized once with offsets (byte offsets for
 byte-level BPE, so a multi-byte character split over tokens is placed exactly; character offsets otherwise). A
-token is an environment token when it lies wholly inside an environment span of its message (DESIGN.md, "The observation
-contract"); a token that the tokenizer merges across a span boundary stays unlabelled and is counted
+token is an environment token when it lies wholly inside an environment span of its message
+(docs/architecture.md, "The observation contract"); a token that the tokenizer merges across a span boundary
+stays unlabelled and is counted
 (`boundary_tokens`). Action tokens (the assistant replies) get their own mask for the optional `env+action`
 objective.
 

@@ -42,10 +42,8 @@ class Objective(StrEnum):
 
 @dataclass
 class TrainConfig:
-    lr: float = 1e-3  # LoRA on a 135M model learns files' facts at 1e-3 in ~20 passes (measured probe)
-    # Measured (benchmarks/echo_learning.py, SmolLM2, 36 look-up windows, lr 1e-3): 2 epochs of 512-token
-    # batches (16 steps) cut env CE -73% on later runs of seen commands, -71% on unseen commands over the same
-    # files, and the forgetting probe's CE fell 15%. 2048-token batches gave such a cycle 2 steps per epoch.
+    # The defaults are measured: docs/measurements.md, "One ECHO update cycle".
+    lr: float = 1e-3
     epochs: int = 2  # passes over this cycle's windows; repeated cycles add more exposure
     batch_tokens: int = 512  # tokens per optimizer step (padded batch size x length)
     grad_clip: float = 1.0

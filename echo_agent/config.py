@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from echo_agent.errors import ConfigError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from echo_agent import observation as obs
@@ -162,7 +164,8 @@ def test_command_timeout_is_an_observation(workspace, store):
     with shell:
         result = agent.run("run the slow thing")
     step = store.episode_steps(result.episode_id)[0]
-    assert step["timed_out"] == 1 and step["status"].startswith("[exit 130, interrupted after")
+    # SIGINT ends `sleep` (130); on a loaded machine the sentinel may come after the grace and SIGKILL (137) ends it.
+    assert step["timed_out"] == 1 and re.fullmatch(r"\[exit 1(30|37), interrupted after 1(\.\d)? s\]", step["status"])
     assert policy_calls(backend)[1][1][-1]["content"] == f"start\n\n{obs.TIMEOUT_MARKER}\n{step['status']}"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +35,7 @@ def parse_when(value: str | None) -> str | None:
         raise typer.BadParameter(f"{value!r} is not an ISO date or time, e.g. 2026-03-01 or 2026-03-01T14:30") from None
     if t.tzinfo is None:
         t = t.astimezone()
-    return t.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _short(text: str | None, n: int = 60) -> str:

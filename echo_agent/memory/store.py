@@ -32,7 +32,7 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +88,7 @@ def default_db_path() -> Path:
 
 def now() -> str:
     """ISO 8601 UTC, microseconds: sorts as text."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def fts_query(text: str) -> str:

@@ -27,7 +27,7 @@ import shlex
 import signal
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from echo_agent import observation as obs
@@ -158,7 +158,7 @@ class ShellSession:
         if not self.alive:
             self._kill_shell()
             self._start()
-        started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         cwd_before = self.cwd
         tok = secrets.token_hex(8)
         self._write_command(command if command.endswith("\n") else command + "\n")

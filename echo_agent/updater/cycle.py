@@ -176,11 +176,18 @@ def run_cycle(
                 "data": {"since_seq": since, "trained_through_seq": data.trained_through_seq,
                          "train_steps": len(data.train_step_ids), "heldout_episodes": data.heldout_episode_ids},
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        registry.save_adapter(peft_model, root, adapter_id, meta)
-        status = AdapterStatus.PROMOTED if decision.promoted else AdapterStatus.REJECTED
-        adapter_rows.record_verdict(store, adapter_id, status=status, metrics=metrics, step_ids=data.train_step_ids)
+        persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision), metrics, decision)
+
+
+def persist(store: TrajectoryStore, peft_model: Any, path: Path, meta: dict[str, Any], decision: Decision,
+            step_ids: list[str]) -> None:
+    """The candidate's directory (whole, or not at all), then its verdict (status, metrics and the steps it
+    trained on: one transaction). A crash between the two leaves a plain candidate, which the next cycle rejects."""
+    registry.save_adapter(peft_model, path.parent, path.name, meta)
+    status = AdapterStatus.PROMOTED if decision.promoted else AdapterStatus.REJECTED
+    adapter_rows.record_verdict(store, path.name, status=status, metrics=meta["metrics"], step_ids=step_ids)
 
 
 def _clean_up(store: TrajectoryStore, root: Path, say: Progress) -> None:

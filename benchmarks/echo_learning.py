@@ -75,17 +75,14 @@ def record(store, shell, jobs: list[tuple[str, str]], facts: dict[str, dict[str,
         Agent(ScriptedBackend(replies), shell, store, config=config).run(f"{key} of {f.removesuffix('.conf')}")
 
 
-def episode_windows(store, tokenizer, max_seq_len: int) -> list:
-    from echo_agent.transcript import render_episode
-    from echo_agent.updater.dataset import tokenize_episode, windows
+def store_windows(store, tokenizer, max_seq_len: int) -> list:
+    from echo_agent.transcript import render
+    from echo_agent.updater.dataset import episode_windows
 
     out = []
     for ep in reversed(store.recent_episodes(10_000)):
-        steps = store.episode_steps(ep["id"])
-        msgs = render_episode(store.get_episode(ep["id"]), steps)
-        tok = tokenize_episode(tokenizer, msgs, [None] * (len(msgs) - 2 * len(steps)) + [s["id"] for s in steps
-                                                                                        for _ in (0, 1)])
-        out += windows(tok, max_seq_len, len(msgs) - 2 * len(steps), ep["id"])
+        rendered = render(store.get_episode(ep["id"]), store.episode_steps(ep["id"]))
+        out += episode_windows(tokenizer, rendered, max_seq_len, ep["id"])[0]
     return [w for w in out if w.n_env_tokens]
 
 
@@ -170,7 +167,7 @@ def main() -> int:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ce: dict[str, dict[str, float]] = {}
     for name, st in (("seen", seen_store), ("novel", novel_store)):
-        wins = episode_windows(st, tokenizer, settings.max_seq_len)
+        wins = store_windows(st, tokenizer, settings.max_seq_len)
         adapter, n = evaluate(model, wins, pad_id)
         with model.disable_adapter():
             base, _ = evaluate(model, wins, pad_id)

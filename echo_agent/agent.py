@@ -2,40 +2,46 @@
 the step, repeat until the model answers or a limit is reached.
 
 Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or wall time), `FormatError`
-(a reply with neither a command nor an answer, which becomes a harness warning the model sees) and `UserQuit`
-(end of input at a prompt, which ends the episode as Ctrl-C does). Every step is
+(a reply with neither a command nor an answer, which becomes a harness warning the model sees), `Declined` (the
+user said no and gave nothing else to do, or the model proposed a declined command again) and `UserQuit` (end of
+input at a prompt, which ends the episode as Ctrl-C does). An answer is grounded (`grounding.py`) before it is
+given: one that states what the observations do not hold is replaced by the output it should have read. Every step is
 committed to the store as it completes; the context is built from the stored (redacted) steps with
 `transcript.py`, so what the model saw is exactly what the updater trains on.
 """
 
 from __future__ import annotations
 
+import functools
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from echo_agent import observation as obs
 from echo_agent import recall
 from echo_agent.config import Settings
+from echo_agent.errors import TaskError
+from echo_agent.grounding import ground
+from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
-from echo_agent.records import EpisodeStatus, SessionKind, StepKind, StepSource
-from echo_agent.shell.risk import READ_ONLY, Risk, classify
-from echo_agent.transcript import build_context, live_step
+from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource
+from echo_agent.repair import fix_missing_file
+from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
+from echo_agent.shell.risk import READ_ONLY, Risk, classify, is_read_only
+from echo_agent.transcript import build_context, fit_context, live_step
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
     from echo_agent.models.base import ModelBackend
     from echo_agent.shell import ShellSession
 
-_BLOCK_RE = re.compile(r"```[ \t]*([A-Za-z]*)[ \t]*\n(.*?)(?:\n?```|\Z)", re.DOTALL)
-_COMMAND_LANGS = {"bash", "sh", "shell", "console", "zsh", ""}
-_CLOSE = "\n```"
+__all__ = ["Agent", "AgentConfig", "Declined", "EpisodeResult", "FormatError", "SilentUI", "UI", "UserQuit", "Verify",
+           "parse_reply"]
 
 
 class Submitted(Exception):
@@ -46,12 +52,8 @@ class LimitsExceeded(Exception):
     """Too many steps or too much wall time."""
 
 
-class FormatError(Exception):
-    """The reply has neither a command nor an answer."""
-
-
-class UserQuit(Exception):
-    """The user ended the episode at a prompt (end of input); it ends as Ctrl-C ends it: `aborted`."""
+class Declined(Exception):
+    """The user declined a command and gave nothing else to do (or the model proposed it again)."""
 
 
 class Verify(StrEnum):
@@ -81,6 +83,12 @@ class AgentConfig:
     """Approve every command except the deny list."""
     examples: int = 4
     """In-context task → command examples in the prompt."""
+    listing: int = 40
+    """Names of the working directory's entries shown in the system prompt (0: none)."""
+    repair: bool = True
+    """Run a look-up that names a missing file with the one existing file the task names (repair.py)."""
+    show_output: bool = False
+    """Follow an answer with the short output it came from (grounding.py)."""
     prompt: list[dict[str, str]] | None = None
     """A fixed prompt (system message and any examples) instead of the built one; benchmarks use a short one,
     since every prompt token costs training time."""
@@ -114,40 +122,6 @@ class AgentConfig:
                              else self.verify_fraction))
 
 
-class UI(Protocol):
-    """What the agent shows the user and asks them. The CLI draws with rich; tests record."""
-
-    def reply_token(self, piece: str) -> None: ...
-    def command(self, command: str, risk: Risk) -> None: ...
-    def observation(self, step: dict[str, Any]) -> None: ...
-    def confirm(self, command: str, risk: Risk) -> str:
-        """"y", "n", "a" (always, this session), "p" (show a prediction, then ask again), or "e:NEW COMMAND";
-        raises UserQuit when the user ends the input instead of answering."""
-        ...
-    def prediction(self, prediction: recall.Prediction) -> None:
-        """Show what the model expects a command to print (marked as a prediction, never as output)."""
-        ...
-
-
-class SilentUI:
-    """Shows nothing and says no to anything that needs a yes (non-interactive use)."""
-
-    def reply_token(self, piece: str) -> None:
-        pass
-
-    def command(self, command: str, risk: Risk) -> None:
-        pass
-
-    def observation(self, step: dict[str, Any]) -> None:
-        pass
-
-    def confirm(self, command: str, risk: Risk) -> str:
-        return "n"
-
-    def prediction(self, prediction: recall.Prediction) -> None:
-        pass
-
-
 @dataclass
 class EpisodeResult:
     episode_id: str | None
@@ -156,44 +130,19 @@ class EpisodeResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _RepeatedLine(Exception):
-    """Raised from the token callback to end a generation that has started repeating itself."""
+MAX_TASK_CHARS = 2000
+"""Longest task taken: a question, not a document (name a file that holds a long text instead)."""
 
 
-class _RepeatGuard:
-    """A streaming callback that forwards each piece and raises `_RepeatedLine` once a completed line (not blank,
-    not a fence) repeats an earlier line of the same reply. `text` is everything streamed so far."""
-
-    def __init__(self, forward: Callable[[str], None]) -> None:
-        self.forward = forward
-        self.text = ""
-        self._seen: set[str] = set()
-        self._done = 0  # characters of `text` in completed lines
-
-    def __call__(self, piece: str) -> None:
-        self.text += piece
-        self.forward(piece)
-        while (end := self.text.find("\n", self._done)) >= 0:
-            line = self.text[self._done:end].strip()
-            self._done = end + 1
-            if line and not line.startswith("```"):
-                if line in self._seen:
-                    raise _RepeatedLine(line)
-                self._seen.add(line)
-
-
-def parse_reply(reply: str) -> tuple[str, str]:
-    """("command", text) or ("answer", text); raises FormatError. The first fenced block decides."""
-    for lang, body in _BLOCK_RE.findall(reply):
-        lang = lang.lower()
-        if lang == "answer":
-            return "answer", body.strip()
-        if lang in _COMMAND_LANGS:
-            lines = [re.sub(r"^\$ ", "", line) for line in body.strip("\n").splitlines()]
-            command = "\n".join(lines).strip()
-            if command:
-                return "command", command
-    raise FormatError(obs.FORMAT_WARNING)
+def check_task(task: str) -> str:
+    """The task, or a TaskError saying why it is refused (empty, or longer than MAX_TASK_CHARS)."""
+    if not task.strip():
+        raise TaskError("the task is empty: say what you want done or answered, e.g. "
+                        "echo-agent ask \"how big is this folder\"")
+    if len(task) > MAX_TASK_CHARS:
+        raise TaskError(f"the task is {len(task):,} characters long; keep it under {MAX_TASK_CHARS:,} (put a long "
+                        "text in a file and name the file in the task)")
+    return task
 
 
 class Agent:
@@ -218,6 +167,8 @@ class Agent:
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
         self.adapter_id: str | None = None
         self.always: set[str] = set()  # commands approved with [a]lways this session
+        self.declined: list[str] = []  # commands the user said no to in this episode
+        self._task = ""
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
             session_id = store.start_session(kind=SessionKind.AGENT, model=getattr(policy, "name", None), shell="bash")
@@ -225,18 +176,20 @@ class Agent:
 
     def run(self, task: str, parent_episode_id: str | None = None) -> EpisodeResult:
         """One episode: returns when the model answers or a limit is hit; KeyboardInterrupt is recorded."""
-        task = storable(task)  # an undecodable argv or stdin byte: neither the tokenizer nor the store takes one
+        task = check_task(storable(task))  # an undecodable argv or stdin byte: neither tokenizer nor store takes one
         self._pick_adapter()
         if self.config.prompt is not None:
             prompt = [dict(m) for m in self.config.prompt]
         else:
-            prompt = build_prompt(task, self.store, self.config.examples)
+            prompt = build_prompt(task, self.store, self.config.examples, cwd=self.shell.cwd,
+                                  listing=self.config.listing)
         earlier = self._earlier_turns(parent_episode_id)
         episode_id = None
         if self.store is not None:
             episode_id = self.store.start_episode(self.session_id, task, {"messages": prompt},
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
         result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
+        self.declined, self._task = [], task
         started = time.monotonic()
         try:
             while True:
@@ -246,7 +199,12 @@ class Agent:
                     raise LimitsExceeded(f"time limit ({self.config.max_seconds:.0f} s) reached")
                 self._step(prompt, task, earlier, result)
         except Submitted as answer:
-            result.status, result.answer = EpisodeStatus.DONE, str(answer)
+            seen = [s for _, steps in earlier for s in steps] + result.steps  # a chat's earlier turns count too
+            shown = "\n".join(m["content"] for m in prompt if m["role"] == "system")  # the listing is evidence too
+            grounded = ground(str(answer), seen, f"{task}\n{shown}", with_output=self.config.show_output)
+            result.status, result.answer = EpisodeStatus.DONE, grounded.text
+        except Declined:
+            result.status = EpisodeStatus.DECLINED
         except LimitsExceeded:
             result.status = EpisodeStatus.LIMIT
         except (KeyboardInterrupt, UserQuit):
@@ -261,23 +219,11 @@ class Agent:
         return result
 
     def _step(self, prompt, task, earlier, result: EpisodeResult) -> None:
-        messages = build_context(prompt, task, result.steps, earlier, settings=self.settings)
-        messages = fit_context([m.to_dict() for m in messages], len(prompt), len(result.steps),
-                               self.config.context_chars)
+        context = build_context(prompt, task, result.steps, earlier, settings=self.settings)
+        messages = fit_context(context, len(prompt), self.config.context_chars)
         # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
         prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
-        if prefill:
-            self.ui.reply_token(prefill)
-        # A small model sometimes repeats one line until max_new_tokens ("The port is 8080." forty times): the
-        # guard ends generation when a line repeats. The reply is what was streamed up to then, exactly as
-        # generated (the repeated line included), so the stored reply stays the model's own text.
-        guard = _RepeatGuard(self.ui.reply_token)
-        try:
-            gen = self.policy.generate(messages, prefill=prefill, stop=(_CLOSE,),
-                                       max_new_tokens=self.config.max_new_tokens, on_token=guard)
-            reply = prefill + gen.text
-        except _RepeatedLine:
-            reply = prefill + guard.text
+        reply = self._reply(messages, prefill)
         try:
             kind, text = parse_reply(reply)
         except FormatError:
@@ -285,17 +231,42 @@ class Agent:
             return
         if kind == "answer":
             raise Submitted(text)
+        if any(s.get("command") == text and s.get("source") == StepSource.EXECUTED for s in result.steps):
+            # The same look-up again would print the same output: ask for the answer instead.
+            raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
         self._act(result, reply, text, messages)
+
+    def _reply(self, messages: list[dict[str, str]], prefill: str) -> str:
+        """The model's next reply, streamed to the UI, starting with `prefill`."""
+        if prefill:
+            self.ui.reply_token(prefill)
+        # A small model sometimes repeats one line until max_new_tokens ("The port is 8080." forty times): the
+        # guard ends generation when a line repeats. The reply is what was streamed up to then, exactly as
+        # generated (the repeated line included), so the stored reply stays the model's own text.
+        guard = RepeatGuard(self.ui.reply_token)
+        try:
+            gen = self.policy.generate(messages, prefill=prefill, stop=(CLOSE,),
+                                       max_new_tokens=self.config.max_new_tokens, on_token=guard)
+            return prefill + gen.text
+        except RepeatedLine:
+            return prefill + guard.text
 
     def _act(self, result: EpisodeResult, reply: str, command: str, messages: list[dict[str, str]]) -> None:
         risk = classify(command, self.settings.read_only_commands)
+        note = ""
+        if self.config.repair and risk.level == READ_ONLY and not risk.denied:
+            fixed, marker = fix_missing_file(command, self._task, self.shell.cwd)
+            if marker and is_read_only(fixed, self.settings.read_only_commands):
+                command, note = fixed, marker
         self.ui.command(command, risk)
         if risk.denied:
             self._record(result, reply, command, risk=risk, note=obs.DENIED_MARKER)
             return
         if risk.level == READ_ONLY:
-            self._retrieve(result, reply, command, risk, messages)
+            self._retrieve(result, reply, command, risk, messages, note)
             return
+        if any(same_action(command, d) for d in self.declined):
+            self._stop(result, messages, command)  # never ask again about what the user already declined
         while not self.config.yes and command not in self.always:
             answer = self.ui.confirm(command, risk)
             if answer == "p":  # predict before approving: show what the model expects, then ask again
@@ -314,34 +285,39 @@ class Agent:
             if answer == "y":
                 break
             self._record(result, reply, command, risk=risk, note=obs.DECLINED_MARKER)
+            self.declined.append(command)
+            instead = self.ui.instead(command)
+            if not instead or not instead.strip():
+                self._stop(result, messages, command)
+            self._record_words(result, instead.strip())
             return
         self._record(result, reply, command, risk=risk, shell_result=self._run(command))
 
     def _retrieve(self, result: EpisodeResult, reply: str, command: str, risk: Risk,
-                  messages: list[dict[str, str]]) -> None:
+                  messages: list[dict[str, str]], note: str = "") -> None:
         """A read-only command: recalled from the model when it is confident, else executed."""
+        record = functools.partial(self._record, result, reply, command, risk=risk, note=note)
         if not self.config.recall:
-            self._record(result, reply, command, risk=risk, shell_result=self._run(command))
+            record(shell_result=self._run(command))
             return
         threshold = self.config.recall_threshold
         if self.config.verify == Verify.ALL:  # calibration: full prediction, always executed, compared
-            pred = recall.predict(self.predictor, messages, reply)
-            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+            record(shell_result=self._run(command), prediction=recall.predict(self.predictor, messages, reply))
             return
         if not self._stable(command):  # never recalled: not worth a prediction
-            self._record(result, reply, command, risk=risk, shell_result=self._run(command))
+            record(shell_result=self._run(command))
             return
         pred = recall.predict(self.predictor, messages, reply, min_logprob=threshold)
         if not pred.confident(threshold):
-            self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+            record(shell_result=self._run(command), prediction=pred)
             return
         if self.config.verify == Verify.SAMPLE:
             self._verify_credit += self.config.verify_fraction
             if self._verify_credit >= 1.0:
                 self._verify_credit -= 1.0
-                self._record(result, reply, command, risk=risk, shell_result=self._run(command), prediction=pred)
+                record(shell_result=self._run(command), prediction=pred)
                 return
-        self._record(result, reply, command, risk=risk, prediction=pred, recalled=True)
+        record(prediction=pred, recalled=True)
 
     def _stable(self, command: str) -> bool:
         """Whether `command` may be recalled here: its newest `recall_min_runs` runs in this directory agree (with
@@ -383,6 +359,22 @@ class Agent:
         result.steps.append(step)
         self.ui.observation(step)
 
+    def _stop(self, result: EpisodeResult, messages: list[dict[str, str]], declined: str) -> None:
+        """End the episode after a "no" with nothing else to do: with an answer from what the look-ups so far
+        found, when they found anything, else as declined."""
+        if any(s.get("source") and s.get("output") for s in result.steps):
+            raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
+        raise Declined(declined)
+
+    def _record_words(self, result: EpisodeResult, text: str) -> None:
+        """What the user typed instead of a "yes": a step of their words, a user message in the transcript."""
+        if self.store is not None and result.episode_id is not None:
+            step = self.store.get_step(self.store.record_step(result.episode_id, reply=storable(text), command=None,
+                                                              author=Author.HUMAN, trainable=False))
+        else:
+            step = live_step(storable(text), None, author=Author.HUMAN)
+        result.steps.append(step)
+
     def _pick_adapter(self) -> None:
         """Use the adapter the registry says is current, from this episode on."""
         if self.adapter is None:
@@ -400,17 +392,3 @@ class Agent:
             return []
         chain = [*self.store.episode_chain(parent_episode_id), self.store.get_episode(parent_episode_id)]
         return [(ep, self.store.episode_steps(ep["id"])) for ep in chain if ep]
-
-
-def fit_context(messages: list[dict[str, str]], keep: int, n_steps: int, budget_chars: int) -> list[dict[str, str]]:
-    """Drop the oldest context until the messages fit the budget: first earlier chat turns, then the oldest
-    (reply, observation) pairs. The first `keep` messages (the prompt) and the current task always stay."""
-    task_idx = len(messages) - 1 - 2 * n_steps
-    head, earlier, task, steps = messages[:keep], messages[keep:task_idx], messages[task_idx], messages[task_idx + 1:]
-    size = sum(len(m["content"]) for m in messages)
-    while earlier and size > budget_chars:
-        size -= len(earlier.pop(0)["content"])
-    while len(steps) > 2 and size > budget_chars:
-        size -= len(steps[0]["content"]) + len(steps[1]["content"])
-        steps = steps[2:]
-    return [*head, *earlier, task, *steps]

@@ -40,6 +40,10 @@ class ScriptExhausted(ModelError):
     """The scripted backend has no reply left; the message says how many it had."""
 
 
+class TaskError(EchoAgentError):
+    """A task the agent cannot take as given (empty, or too long to be one question)."""
+
+
 class SuiteError(EchoAgentError):
     """A benchmark suite cannot be used; the message names the file, the place in it and what to fix."""
 

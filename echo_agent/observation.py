@@ -23,6 +23,10 @@ Harness lines (the program's own words, never trained on; matched as exact whole
     [format error: …]                     the reply had no command and no answer (see FORMAT_WARNING)
     [not run: declined by the user]       the user said no at the confirmation prompt (no status line follows)
     [not run: on the deny list]           the command is a known catastrophe and is refused in every mode
+    [ran with B: A does not exist]        the look-up named a missing file A and the task's file B ran instead
+                                          (repair.py)
+
+The user's words (what they typed after declining a command) are a user message of their own, never labelled.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ DECLINED_MARKER = "[not run: declined by the user]"
 DENIED_MARKER = "[not run: on the deny list]"
 
 _ELISION_RE = re.compile(r"\[… \d+ bytes omitted …\]")
+_CORRECTED_RE = re.compile(r"\[ran with \S+: \S+ does not exist\]")
 SHELL_EXITED_SUFFIX = ", shell restarted]"
 _STATUS_RE = re.compile(
     r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s|, shell restarted)?\]|\[no exit code: shell restarted\]")
@@ -52,9 +57,14 @@ def elision_marker(n_bytes: int) -> str:
     return f"[… {n_bytes} bytes omitted …]"
 
 
+def corrected_marker(ran: str, missing: str) -> str:
+    return f"[ran with {ran}: {missing} does not exist]"
+
+
 def is_harness_line(line: str) -> bool:
     """True for a whole line that is the program's own words (never trained on)."""
-    return line in _FIXED_HARNESS or _ELISION_RE.fullmatch(line) is not None
+    return (line in _FIXED_HARNESS or _ELISION_RE.fullmatch(line) is not None
+            or _CORRECTED_RE.fullmatch(line) is not None)
 
 
 def is_status_line(line: str) -> bool:

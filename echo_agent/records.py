@@ -25,6 +25,8 @@ class EpisodeStatus(StrEnum):
     """The user stopped it (Ctrl-C, end of input at a prompt), or its process died."""
     LIMIT = "limit"
     """The step or time limit ended it."""
+    DECLINED = "declined"
+    """The user declined a command and gave nothing else to do."""
 
 
 class Author(StrEnum):

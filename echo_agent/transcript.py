@@ -6,6 +6,10 @@ are environment text (output lines and the status line, see echo_agent/observati
 on. Harness lines (elision, recall, input and timeout markers, format warnings, any note) are never inside a
 span; a step that is not labelled (trainable=0, recalled, or whatever the caller's `labelled` says) is rendered
 the same way with no spans, so later steps keep their true context.
+
+A step is an assistant reply and its observation (two messages), or, for what the user typed after declining a
+command (author human, no command), one user message. `render` says which step each message belongs to, so
+windows and the context budget cut between steps, never inside one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from echo_agent.observation import (
     is_harness_line,
     render_observation,
 )
+from echo_agent.records import Author
 
 Step = Mapping[str, Any]
 """A step as stored (a row of the `step` table) or built live by `live_step`."""
@@ -84,7 +89,11 @@ def _add_span(spans: list[tuple[int, int]], a: int, b: int) -> None:
 
 
 def step_messages(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> list[TranscriptMessage]:
-    """The assistant reply (exactly as generated) and the observation for one step."""
+    """The assistant reply (exactly as generated) and the observation for one step; for a step of the user's
+    words (author human, no command: what they typed after declining a command), one user message, never
+    labelled."""
+    if step.get("author") == Author.HUMAN and step.get("command") is None:
+        return [TranscriptMessage("user", step.get("reply") or "")]
     return [TranscriptMessage("assistant", step.get("reply") or ""),
             observation_message(step, labelled=labelled, settings=settings)]
 
@@ -96,20 +105,42 @@ def prompt_messages(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any] | No
     return [TranscriptMessage(m["role"], m["content"]) for m in prompt or []]
 
 
+@dataclass
+class Rendered:
+    """An episode as chat messages, and which step each message renders."""
+
+    messages: list[TranscriptMessage]
+    owners: list[str | None]
+    """The id of the step each message renders (None for the prompt, earlier turns and the task)."""
+    prefix: int
+    """Messages before the episode's first step: the prompt, earlier turns and the task."""
+    step_starts: list[int]
+    """The index of each step's first message."""
+
+    def step_groups(self) -> list[list[TranscriptMessage]]:
+        """The messages of each step, in order."""
+        bounds = [*self.step_starts, len(self.messages)]
+        return [self.messages[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
 def _turn(episode: Mapping[str, Any], steps: Iterable[Step], labelled: Callable[[Step], bool],
-          settings: Settings | None) -> list[TranscriptMessage]:
-    messages = [TranscriptMessage("user", episode["task"])]
+          settings: Settings | None, out: Rendered, own: bool) -> None:
+    out.messages.append(TranscriptMessage("user", episode["task"]))
+    out.owners.append(None)
     for step in steps:
-        messages += step_messages(step, labelled=labelled(step), settings=settings)
-    return messages
+        msgs = step_messages(step, labelled=labelled(step), settings=settings)
+        if own:
+            out.step_starts.append(len(out.messages))
+        out.messages += msgs
+        out.owners += [step.get("id") if own else None] * len(msgs)
 
 
-def render_episode(
+def render(
     episode: Mapping[str, Any], steps: Sequence[Step],
     earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (), *,
     labelled: Callable[[Step], bool] = is_trainable, settings: Settings | None = None,
-) -> list[TranscriptMessage]:
-    """An episode as chat messages: prompt, (earlier chat turns,) task, then reply + observation per step.
+) -> Rendered:
+    """An episode as chat messages: prompt, (earlier chat turns,) task, then each step's messages.
 
     `earlier_turns` are (episode, steps) pairs, oldest first (TrajectoryStore.episode_chain). The prompt is
     the first turn's; each earlier turn ends with its stored answer as an assistant message, as the user saw
@@ -118,24 +149,51 @@ def render_episode(
     own rule (e.g. the duplicate cap).
     """
     first = earlier_turns[0][0] if earlier_turns else episode
-    messages = prompt_messages(first.get("prompt"))
+    prompt = prompt_messages(first.get("prompt"))
+    out = Rendered(prompt, [None] * len(prompt), 0, [])
     for ep, ep_steps in earlier_turns:
-        messages += _turn(ep, ep_steps, labelled, settings)
+        _turn(ep, ep_steps, labelled, settings, out, own=False)
         if ep.get("answer"):
-            messages.append(TranscriptMessage("assistant", ep["answer"]))
-    return messages + _turn(episode, steps, labelled, settings)
+            out.messages.append(TranscriptMessage("assistant", ep["answer"]))
+            out.owners.append(None)
+    _turn(episode, steps, labelled, settings, out, own=True)
+    out.prefix = out.step_starts[0] if out.step_starts else len(out.messages)
+    return out
+
+
+def render_episode(
+    episode: Mapping[str, Any], steps: Sequence[Step],
+    earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (), *,
+    labelled: Callable[[Step], bool] = is_trainable, settings: Settings | None = None,
+) -> list[TranscriptMessage]:
+    """The messages of `render`."""
+    return render(episode, steps, earlier_turns, labelled=labelled, settings=settings).messages
 
 
 def build_context(prompt: Sequence[Mapping[str, str]] | Mapping[str, Any], task: str,
                   steps: Sequence[Step] = (),
                   earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (),
-                  settings: Settings | None = None) -> list[TranscriptMessage]:
+                  settings: Settings | None = None) -> Rendered:
     """The context the agent sends the model before its next reply (same rendering as training)."""
-    return render_episode({"task": task, "prompt": prompt}, steps, earlier_turns, settings=settings)
+    return render({"task": task, "prompt": prompt}, steps, earlier_turns, settings=settings)
+
+
+def fit_context(context: Rendered, keep: int, budget_chars: int) -> list[dict[str, str]]:
+    """The context as plain messages, within the budget: first the earlier chat turns are dropped, then the
+    oldest steps (whole). The first `keep` messages (the prompt), the task and the newest step always stay."""
+    msgs = [m.to_dict() for m in context.messages]
+    head, earlier, task = msgs[:keep], msgs[keep:context.prefix - 1], msgs[context.prefix - 1]
+    groups = [[m.to_dict() for m in g] for g in context.step_groups()]
+    size = sum(len(m["content"]) for m in msgs)
+    while earlier and size > budget_chars:
+        size -= len(earlier.pop(0)["content"])
+    while len(groups) > 1 and size > budget_chars:
+        size -= sum(len(m["content"]) for m in groups.pop(0))
+    return [*head, *earlier, task, *(m for g in groups for m in g)]
 
 
 def live_step(reply: str, command: str | None, result: Any = None, *, source: str = "executed",
-              output: str = "", status: str | None = None, note: str = "") -> dict[str, Any]:
+              output: str = "", status: str | None = None, note: str = "", author: str = "agent") -> dict[str, Any]:
     """A step dict for a step that is not stored yet (the agent appends it with `step_messages`).
 
     `result` is a ShellResult; without one, `output`/`status`/`note` are used (a recall prediction).
@@ -144,4 +202,4 @@ def live_step(reply: str, command: str | None, result: Any = None, *, source: st
         output, status = result.output, result.status
         note = "\n".join(x for x in (result.note, note) if x)  # as record_step stores it
     return {"reply": reply, "command": command, "output": output, "status": status, "note": note,
-            "source": source, "trainable": int(source != "recalled")}
+            "source": source, "author": author, "trainable": int(source != "recalled" and author == "agent")}

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from echo_agent import observation as obs
-from echo_agent.agent import UserQuit
+from echo_agent.interaction import UserQuit
 from echo_agent.memory.store import SNIPPET_CLOSE, SNIPPET_OPEN
 from echo_agent.shell.risk import Risk
 
@@ -101,6 +101,12 @@ class RichUI:
                 return f"e:{edited}" if edited else "n"
             if choice is not None:
                 return choice
+
+    def instead(self, command: str) -> str | None:
+        """After a "no": what to do instead (Enter stops); the text becomes the user's next message."""
+        if not self.interactive:
+            return None
+        return self._ask("What should I do instead? (Enter to stop): ").strip() or None
 
     def _ask(self, prompt: str) -> str:
         try:

@@ -7,16 +7,16 @@ import re
 import pytest
 
 from echo_agent import observation as obs
-from echo_agent.agent import Agent, AgentConfig, FormatError, fit_context, parse_reply
+from echo_agent.agent import Agent, AgentConfig, FormatError, parse_reply
 from echo_agent.memory.store import TrajectoryStore
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
-from echo_agent.transcript import render_episode
+from echo_agent.transcript import build_context, fit_context, render_episode
 
 
 class RecordingUI:
-    def __init__(self, answers=()):
-        self.answers = list(answers)
+    def __init__(self, answers=(), instead=()):
+        self.answers, self.insteads = list(answers), list(instead)
         self.asked, self.commands, self.observations, self.tokens, self.predictions = [], [], [], [], []
 
     def reply_token(self, piece):
@@ -34,6 +34,9 @@ class RecordingUI:
 
     def prediction(self, prediction):
         self.predictions.append(prediction)
+
+    def instead(self, command):
+        return self.insteads.pop(0) if self.insteads else None
 
 
 def policy_calls(backend):
@@ -60,6 +63,24 @@ def make_agent(replies, workspace, store, ui=None, **config):
     backend = ScriptedBackend(replies)
     agent = Agent(backend, shell, store, config=AgentConfig(**config), ui=ui or RecordingUI())
     return agent, backend, shell
+
+
+def test_the_same_look_up_again_asks_for_the_answer_instead(workspace, store):
+    agent, backend, shell = make_agent(["```bash\ncat app.conf\n```", "```bash\ncat app.conf\n```",
+                                        "```answer\nThe port is 8123.\n```"], workspace, store)
+    with shell:
+        result = agent.run("what port")
+    assert result.status == "done" and result.answer == "The port is 8123." and len(result.steps) == 1
+    assert policy_calls(backend)[-1][1][-1]["role"] == "tool"  # asked once more, after the one observation
+
+
+def test_an_answer_the_output_does_not_support_is_replaced_by_the_output(workspace, store):
+    agent, _, shell = make_agent(["```bash\ncat app.conf\n```", "```answer\nThe port in server.ini is 9090.\n```"],
+                                 workspace, store)
+    with shell:
+        result = agent.run("what port")
+    assert result.answer == "`cat app.conf` printed:\nname = zeta\nport = 8123"
+    assert store.get_episode(result.episode_id)["answer"] == result.answer
 
 
 def test_parse_reply():
@@ -99,7 +120,7 @@ def test_lookup_then_answer_is_recorded_as_the_updater_sees_it(workspace, store)
 
 def test_writing_command_refused_at_the_prompt(workspace, store):
     ui = RecordingUI(answers=["n"])
-    agent, _, shell = make_agent(
+    agent, backend, shell = make_agent(
         ["```bash\nrm app.conf\n```", "```answer\nI did not delete it.\n```"], workspace, store, ui=ui
     )
     with shell:
@@ -107,7 +128,38 @@ def test_writing_command_refused_at_the_prompt(workspace, store):
     assert ui.asked == ["rm app.conf"] and (workspace / "app.conf").exists()
     step = store.episode_steps(result.episode_id)[0]
     assert step["note"] == obs.DECLINED_MARKER and step["status"] is None and step["trainable"] == 0
-    assert step["kind"] == "action" and result.status == "done"
+    assert step["kind"] == "action"
+    # Nothing else to do was given: the episode ends there, and the model is not asked again.
+    assert result.status == "declined" and result.answer is None and len(policy_calls(backend)) == 1
+    assert store.get_episode(result.episode_id)["status"] == "declined"
+
+
+def test_after_a_no_the_users_words_lead_and_the_same_action_is_never_proposed_again(workspace, store):
+    ui = RecordingUI(answers=["n"], instead=["just show me how big it is"])
+    agent, backend, shell = make_agent(["```bash\nrm app.conf\n```", "```bash\nrm -f app.conf\n```"], workspace,
+                                       store, ui=ui)
+    with shell:
+        result = agent.run("delete the config")
+    assert ui.asked == ["rm app.conf"] and (workspace / "app.conf").exists()  # `rm -f app.conf`: not asked again
+    assert result.status == "declined"
+    declined, words = store.episode_steps(result.episode_id)
+    assert words["author"] == "human" and words["reply"] == "just show me how big it is" and words["trainable"] == 0
+    seen = policy_calls(backend)[1][1]
+    assert seen[-3:] == [{"role": "assistant", "content": "```bash\nrm app.conf\n```"},
+                         {"role": "tool", "content": obs.DECLINED_MARKER},
+                         {"role": "user", "content": "just show me how big it is"}]
+    msgs = render_episode(store.get_episode(result.episode_id), [declined, words])
+    assert msgs[-1].role == "user" and msgs[-1].env_spans == []  # the user's words are never labelled
+
+
+def test_what_the_user_asks_instead_is_done(workspace, store):
+    ui = RecordingUI(answers=["n"], instead=["count its lines instead"])
+    agent, _, shell = make_agent(["```bash\nrm app.conf\n```", "```bash\nwc -l app.conf\n```",
+                                  "```answer\nIt has 2 lines.\n```"], workspace, store, ui=ui)
+    with shell:
+        result = agent.run("delete the config")
+    assert result.status == "done" and result.answer == "It has 2 lines." and (workspace / "app.conf").exists()
+    assert [s["command"] for s in result.steps] == ["rm app.conf", None, "wc -l app.conf"]
 
 
 def test_yes_still_refuses_the_deny_list(workspace, store):
@@ -150,7 +202,8 @@ def test_format_error_becomes_a_harness_warning(workspace, store):
 
 
 def test_step_limit(workspace, store):
-    agent, _, shell = make_agent(["```bash\nls\n```"] * 3, workspace, store, max_steps=3)
+    agent, _, shell = make_agent(["```bash\nls\n```", "```bash\nls -a\n```", "```bash\npwd\n```"], workspace,
+                                 store, max_steps=3)
     with shell:
         result = agent.run("loop forever")
     assert result.status == "limit" and len(result.steps) == 3
@@ -211,21 +264,21 @@ def test_no_record_leaves_the_store_empty(workspace, isolated_home):
 
 
 def test_fit_context_keeps_prompt_task_and_newest_steps():
-    msgs = [
-        {"role": "system", "content": "S"},
-        {"role": "user", "content": "old task"},
-        {"role": "assistant", "content": "old answer"},
-        {"role": "user", "content": "task"},
-    ]
-    steps = [{"role": r, "content": c * 100} for c in "abc" for r in ("assistant", "tool")]
-    out = fit_context(msgs + steps, 1, 3, budget_chars=450)
+    earlier = ({"task": "old task", "answer": "old answer", "prompt": [{"role": "system", "content": "S"}]}, [])
+    steps = [{"id": c, "reply": c * 100, "command": "ls", "output": c * 100, "status": "[exit 0]"} for c in "abc"]
+    steps.insert(2, {"id": "h", "author": "human", "reply": "h" * 50, "command": None})  # one message, not two
+    context = build_context([{"role": "system", "content": "S"}], "task", steps, [earlier])
+    assert context.step_starts == [4, 6, 8, 9] and context.prefix == 4
+    out = fit_context(context, 1, budget_chars=400)
     assert out[0]["content"] == "S" and out[1]["content"] == "task"
-    assert [m["content"][0] for m in out[2:]] == ["b", "b", "c", "c"]
+    assert [m["content"][0] for m in out[2:]] == ["h", "c", "c"] and out[2]["role"] == "user"
+    assert len(fit_context(context, 1, budget_chars=10)) == 4  # the newest step always stays
+    assert len(fit_context(context, 1, budget_chars=10_000)) == 11
 
 
 def test_a_reply_that_repeats_a_line_is_cut_short(workspace, store):
     looping = "```answer\nThe port is 8123.\nThe port is 8123.\nThe port is 8123.\nThe port is 8123.\n```"
-    agent, backend, shell = make_agent([looping], workspace, store, prefill=False)
+    agent, backend, shell = make_agent(["```bash\ncat app.conf\n```", looping], workspace, store, prefill=False)
     with shell:
         result = agent.run("what port")
     assert result.status == "done" and result.answer == "The port is 8123.\nThe port is 8123."

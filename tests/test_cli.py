@@ -64,3 +64,19 @@ def test_exec_json_has_every_field():
     for key in ("command", "note", "cwd_before", "cwd_after", "started_at", "duration_ms", "timed_out",
                 "truncated", "output_bytes"):
         assert key in data
+
+
+def test_an_empty_or_overlong_task_is_refused_in_one_line(tmp_path):
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["```answer\nhi\n```"]))
+    for task, says in [("", "the task is empty"), ("   ", "the task is empty"),
+                       ("x" * 10_240, "the task is 10,240 characters long; keep it under 2,000")]:
+        r = runner.invoke(app, ["ask", "--backend", "scripted", "--script", str(script), task])
+        assert r.exit_code == 1 and r.output.startswith(f"error: {says}") and r.output.count("\n") == 1, r.output
+
+
+def test_a_task_in_another_language_gets_an_honest_attempt(tmp_path):
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["```bash\npwd\n```", "```answer\nわかりません\n```"]))
+    r = runner.invoke(app, ["ask", "--backend", "scripted", "--script", str(script), "このフォルダには何がありますか"])
+    assert r.exit_code == 0 and "わかりません" in r.output, r.output

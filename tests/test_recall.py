@@ -196,9 +196,16 @@ def test_parse_prediction_and_f1():
 def test_verification_is_a_steady_share_of_confident_recalls(ws, store, fraction):
     """A systematic sample: of n confident recalls in a session, floor or ceil of n x fraction are run."""
     n = 40
-    replies = ["```bash\ncat app.conf\n```"] * n + ["```answer\n8123\n```"]
-    _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)}, replies=replies,
-                                  recall_threshold=-0.5, verify="sample", verify_fraction=fraction, max_steps=n + 1)
+    replies = ["```bash\ncat app.conf\n```", "```answer\n8123\n```"] * n
+    with CountingShell(cwd=ws) as shell:
+        for _ in range(2):  # a command is recalled once its newest two runs agree
+            Agent(ScriptedBackend(replies[:2]), shell, store, config=AgentConfig(examples=0, recall=False),
+                  ui=RecordingUI()).run("earlier")
+        shell.ran.clear()
+        agent = Agent(ScriptedBackend(replies, {"cat app.conf": (CONF + "[exit 0]", -0.01)}), shell, store,
+                      config=AgentConfig(examples=0, recall_threshold=-0.5, verify="sample", verify_fraction=fraction),
+                      ui=RecordingUI())
+        steps = [s for _ in range(n) for s in agent.run("what port").steps]
     verified = sum(s["verified"] is not None for s in steps)
     assert len(steps) == n and verified in (int(n * fraction), int(n * fraction) + 1)
     assert len(shell.ran) == verified

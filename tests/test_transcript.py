@@ -131,7 +131,7 @@ def test_build_context_matches_stored_rendering():
     steps = [step("a\n")]
     live = [live_step("```bash\nls\n```", "ls", output="a\n", status="[exit 0]")]
     stored = render_episode({"task": "t", "prompt": PROMPT}, steps)
-    ctx = build_context(PROMPT, "t", live)
+    ctx = build_context(PROMPT, "t", live).messages
     assert [(m.role, m.content, m.env_spans) for m in ctx] == [
         (m.role, m.content, m.env_spans) for m in stored
     ]

@@ -339,8 +339,8 @@ class Bench:
         model, tokenizer = getattr(predictor, "model", None), getattr(predictor, "tokenizer", None)
         if model is None or tokenizer is None:
             return None, 0
-        from echo_agent.transcript import render_episode
-        from echo_agent.updater.dataset import tokenize_episode, windows
+        from echo_agent.transcript import render
+        from echo_agent.updater.dataset import episode_windows
         from echo_agent.updater.train import evaluate
 
         wins = []
@@ -354,10 +354,8 @@ class Bench:
                     s["output"], s["status"] = self.real_output(measure, s["command"])
                     s["source"], s["trainable"] = StepSource.EXECUTED, 1
                 real.append(s)
-            msgs = render_episode(store.get_episode(rec.episode_id), real)
-            owners = [None] * (len(msgs) - 2 * len(real)) + [s["id"] for s in real for _ in (0, 1)]
-            tok = tokenize_episode(tokenizer, msgs, owners)
-            wins += windows(tok, self.settings.max_seq_len, len(msgs) - 2 * len(real), rec.episode_id)
+            rendered = render(store.get_episode(rec.episode_id), real)
+            wins += episode_windows(tokenizer, rendered, self.settings.max_seq_len, rec.episode_id)[0]
         wins = [w for w in wins if w.n_env_tokens]
         if not wins:
             return None, 0

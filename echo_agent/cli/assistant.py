@@ -17,7 +17,7 @@ import typer
 from echo_agent.cli.common import DbOpt
 from echo_agent.config import BackendName
 
-EXIT_CODES = {"done": 0, "failed": 1, "limit": 2, "aborted": 130}
+EXIT_CODES = {"done": 0, "failed": 1, "limit": 2, "declined": 3, "aborted": 130}
 
 ModelOpt = Annotated[str | None, typer.Option("--model", help="'embedded', a transformers directory or a GGUF file.")]
 BackendOpt = Annotated[BackendName | None, typer.Option("--backend", help="Model backend (default: the setting).")]
@@ -86,6 +86,8 @@ def run_assistant(tasks: Iterable[str], options: AssistantOptions, *, chat: bool
             status, parent = result.status, result.episode_id
             if result.answer is not None:
                 ui.answer(result.answer)
+            elif result.status == "declined":
+                ui.stopped("declined: nothing was run without your yes")
             else:
                 ui.stopped(f"{result.status} (no answer after {len(result.steps)} steps)")
         return EXIT_CODES.get(status, 1)
@@ -97,7 +99,8 @@ def ask_command(task: Annotated[str, typer.Argument(help="What you want done or 
     """Ask the assistant one thing and get an answer.
 
     It proposes commands, runs read-only ones, asks before anything else, and answers. Exit status 0 on an
-    answer, 2 at the step limit, 130 when interrupted.
+    answer, 2 at the step limit, 3 when you declined a command and gave nothing else to do, 130 when
+    interrupted.
 
     Example: echo-agent ask "how big is my Downloads folder"
     """

@@ -28,7 +28,7 @@ from echo_agent.errors import AdapterError, UpdateBusy
 from echo_agent.memory import adapters as adapter_rows
 from echo_agent.records import AdapterStatus
 from echo_agent.updater import registry
-from echo_agent.updater.dataset import CycleData, Window, select_cycle_data, tokenize_episode, windows
+from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data
 from echo_agent.updater.gate import Baseline, Candidate, Decision, gate, retention
 from echo_agent.updater.train import TrainConfig, TrainStats, evaluate, lora_config, train
 
@@ -79,7 +79,7 @@ def update_lock(home: Path, wait: bool = True) -> Iterator[None]:
 
 def probe_windows(tokenizer: Any, max_seq_len: int) -> list[Window]:
     """The bundled forgetting probe (generic terminal transcripts, see scripts/make_probe.py) as windows."""
-    from echo_agent.transcript import render_episode
+    from echo_agent.transcript import render
 
     out: list[Window] = []
     text = resources.files("echo_agent").joinpath("data/probe.jsonl").read_text()
@@ -87,9 +87,8 @@ def probe_windows(tokenizer: Any, max_seq_len: int) -> list[Window]:
         ep = json.loads(line)
         steps = [{**s, "id": f"probe-{i}-{j}", "source": "executed", "trainable": 1}
                  for j, s in enumerate(ep["steps"])]
-        msgs = render_episode({"task": ep["task"], "prompt": ep["prompt"]}, steps)
-        tok = tokenize_episode(tokenizer, msgs)
-        out += windows(tok, max_seq_len, len(msgs) - 2 * len(steps), f"probe-{i}")
+        out += episode_windows(tokenizer, render({"task": ep["task"], "prompt": ep["prompt"]}, steps), max_seq_len,
+                               f"probe-{i}")[0]
     return out
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from echo_agent.config import Settings
 from echo_agent.models.prompt import PromptRenderer
-from echo_agent.transcript import TranscriptMessage
+from echo_agent.transcript import Rendered, TranscriptMessage
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -179,10 +179,12 @@ def _mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> tuple
 
 
 def windows(
-    tok: TokenizedEpisode, max_seq_len: int, prefix_messages: int, episode_id: str = ""
+    tok: TokenizedEpisode, max_seq_len: int, prefix_messages: int, episode_id: str = "",
+    step_starts: Sequence[int] | None = None,
 ) -> list[Window]:
     """Split into sequences of at most `max_seq_len` tokens, each starting with the prefix (the first
-    `prefix_messages` messages: prompt, earlier turns, task) and holding whole steps where they fit."""
+    `prefix_messages` messages: prompt, earlier turns, task) and holding whole steps where they fit.
+    `step_starts`: the message index where each step begins (default: every two messages after the prefix)."""
     n = len(tok.input_ids)
     if n <= max_seq_len:
         return [Window(tok.input_ids, tok.env_mask, tok.action_mask, tok.step_ids, episode_id)]
@@ -190,8 +192,9 @@ def windows(
     prefix_end = starts[prefix_messages] if prefix_messages < len(starts) else n
     prefix = range(max(0, prefix_end - max_seq_len // 2), prefix_end)  # a huge prompt keeps its end
     room = max_seq_len - len(prefix)
-    # Units are steps: an assistant message and its observation (two messages).
-    bounds = [starts[i] for i in range(prefix_messages, len(starts), 2)] + [n]
+    # Units are steps: an assistant message and its observation, or a user message.
+    first_messages = range(prefix_messages, len(starts), 2) if step_starts is None else step_starts
+    bounds = [starts[i] for i in first_messages] + [n]
     units = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
     pieces: list[tuple[int, int]] = []
     for a, b in units:
@@ -213,6 +216,13 @@ def windows(
         if piece is not None:
             cur.append(piece)
     return [w for w in out if len(w.input_ids) > len(prefix)]
+
+
+def episode_windows(tokenizer: Any, rendered: Rendered, max_seq_len: int,
+                    episode_id: str = "") -> tuple[list[Window], int]:
+    """A rendered episode as training windows, each token owned by its step; and its boundary-token count."""
+    tok = tokenize_episode(tokenizer, rendered.messages, rendered.owners)
+    return (windows(tok, max_seq_len, rendered.prefix, episode_id, rendered.step_starts), tok.boundary_tokens)
 
 
 # --- selecting a cycle's data from the store ------------------------------------------------------------------
@@ -290,7 +300,7 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
                   max_seq_len: int, duplicate_cap: int) -> CycleData:
     """The chosen episodes as windows. Within the training set (new and replayed episodes), identical
     (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled."""
-    from echo_agent.transcript import is_trainable, render_episode
+    from echo_agent.transcript import is_trainable, render
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
@@ -307,25 +317,23 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
 
     boundary = 0
 
-    def episode_windows(eps: list[dict], labelled: Callable[[dict], bool]) -> list[Window]:
+    def windows_of(eps: list[dict], labelled: Callable[[dict], bool]) -> list[Window]:
         nonlocal boundary
         out: list[Window] = []
         for ep in eps:
             steps = store.episode_steps(ep["id"])
             earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(ep["id"])]
             # Earlier chat turns are context here; they are trained in their own episodes.
-            msgs = render_episode(ep, steps, earlier,
-                                  labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
-            owners = [None] * (len(msgs) - 2 * len(steps)) + [s["id"] for s in steps for _ in (0, 1)]
-            tok = tokenize_episode(tokenizer, msgs, owners)
-            out += windows(tok, max_seq_len, len(msgs) - 2 * len(steps), ep["id"])
-            boundary += tok.boundary_tokens
+            rendered = render(ep, steps, earlier, labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
+            ws, b = episode_windows(tokenizer, rendered, max_seq_len, ep["id"])
+            out += ws
+            boundary += b
         return [w for w in out if w.n_env_tokens]
 
-    train = episode_windows(chosen.train + chosen.replay, labelled_for_training)
-    heldout = episode_windows(chosen.heldout, is_trainable)
+    train = windows_of(chosen.train + chosen.replay, labelled_for_training)
+    heldout = windows_of(chosen.heldout, is_trainable)
     counted = boundary
-    retention = episode_windows(chosen.retention, is_trainable)
+    retention = windows_of(chosen.retention, is_trainable)
     return CycleData(
         train=train,
         heldout=heldout,

@@ -1,0 +1,90 @@
+"""Grounded answers: what the agent says must come from what it observed.
+
+A small model reads an output and then writes numbers, names and dates that are not in it ("The date in
+config.ini is 2026-12-24" after `date` printed Dec 2). An answer that contradicts the output is worse than the
+output alone. So an answer's checkable claims (numbers, dates, versions, file names and paths, identifiers,
+names, `quoted` text) must each appear in the evidence: the outputs the episode observed (not a literal it echoed) and the task. An
+answer with an unsupported claim is replaced by the last output when that output is short, and otherwise by
+saying that the agent could not tell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SHORT_LINES = 8
+SHORT_CHARS = 600
+"""An output this small is shown in place of an answer that it does not support."""
+_CLAIM_RE = re.compile(
+    r"`([^`\n]+)`"                              # quoted code or text
+    r"|(?<![\w.])(\d[\w.:/%+-]*\w|\d)"          # numbers, sizes, dates, times, versions
+    r"|(?<![\w/])([\w-]*[./][\w./-]*\w)"        # file names and paths
+    r"|(?<![\w-])([A-Za-z]\w*[-_][\w-]*\w)"      # identifiers: lolo-worker, ECHO_BENCH_TEAM
+    r"|(?<=[a-z,;:] )([A-Z][a-z]+)\b"            # a name inside a sentence: Saturday, Sorsor
+)
+
+
+@dataclass(frozen=True)
+class Grounded:
+    text: str
+    """What the agent answers."""
+    supported: bool
+    """Whether the model's own answer was supported by the evidence (else `text` is the output or a refusal)."""
+    unsupported: tuple[str, ...] = ()
+
+
+def claims(answer: str) -> list[str]:
+    """The checkable claims an answer makes, in order: numbers, dates, versions, paths and file names,
+    identifiers, quoted text, and capitalised names inside a sentence (a weekday, a person, a host)."""
+    return [next(g for g in m.groups() if g) for m in _CLAIM_RE.finditer(answer)]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def supported(claim: str, evidence: str) -> bool:
+    """Whether the claim stands in the (folded) evidence as whole words."""
+    return re.search(rf"(?<![\w.]){re.escape(_fold(claim))}(?!\w)", evidence) is not None
+
+
+_LITERAL_ECHO = re.compile(r"\s*(echo|printf)\b[^$`]*")
+
+
+def evidence_of(steps: Sequence[Mapping[str, Any]], task: str) -> str:
+    """The task, every output, and how many lines each output has (an answer may count them). Not the commands,
+    and not what `echo`/`printf` of a literal printed: that is the model's own words, not the machine's (a model
+    that runs `echo "2023"` has observed nothing about the year)."""
+    parts = [task]
+    for s in steps:
+        output = s.get("output") or ""
+        if _LITERAL_ECHO.fullmatch(s.get("command") or "x"):
+            continue
+        parts += [output, f"[{sum(1 for line in output.splitlines() if line.strip())}]"]
+    return _fold("\n".join(parts))
+
+
+def ground(answer: str, steps: Sequence[Mapping[str, Any]], task: str, *, with_output: bool = False) -> Grounded:
+    """The answer to give for `answer`, written after `steps` (as stored) for `task`. `with_output`: a supported
+    answer is followed by the last output too, when that is short and the answer does not already hold it."""
+    evidence = evidence_of(steps, task)
+    missing = tuple(c for c in claims(answer) if not supported(c.strip("."), evidence))
+    last = next((s for s in reversed(steps) if s.get("command") and s.get("status")
+                 and not _LITERAL_ECHO.fullmatch(s["command"])), None)
+    output = (last.get("output") or "").strip() if last else ""
+    shown = last is not None and last.get("exit_code") == 0 and output and is_short(output)
+    if not missing and answer.strip():
+        if with_output and shown and _fold(output) not in _fold(answer):
+            return Grounded(f"{answer}\n`{last['command']}` printed:\n{output}", True)
+        return Grounded(answer, True)
+    if shown:
+        return Grounded(f"`{last['command']}` printed:\n{output}", False, missing)
+    return Grounded("I could not tell from what I ran" + (f" (`{last['command']}`)." if last else "."), False,
+                    missing)
+
+
+def is_short(output: str) -> bool:
+    return len(output) <= SHORT_CHARS and output.count("\n") < SHORT_LINES

@@ -1,0 +1,49 @@
+"""The in-context examples: the bundled library and BM25 retrieval, the user's own episodes first."""
+
+from __future__ import annotations
+
+from echo_agent.examples import OWN_BOOST, Example, bundled_examples, choose_examples
+from echo_agent.prompting import build_prompt, directory_listing
+from echo_agent.records import task_identity
+
+
+def test_the_library_is_large_distinct_and_each_command_is_read_only():
+    from echo_agent.shell.risk import is_read_only
+
+    library = bundled_examples()
+    assert len(library) >= 250
+    assert len({task_identity(e.task) for e in library}) == len(library)
+    assert [e for e in library if not is_read_only(e.command)] == []
+
+
+def test_retrieval_finds_the_example_that_fits_the_task():
+    library = list(bundled_examples())
+    best = choose_examples("which clip in footage is the biggest", library, 4)[-1]
+    assert best.command.startswith("ls -S")
+    best = choose_examples("count the ERROR entries in app.log", library, 4)[-1]
+    assert best.command.startswith("grep -c")
+    assert choose_examples("anything", library, 0) == []
+
+
+def test_the_users_own_example_wins_at_comparable_relevance():
+    mine = Example("count the lines in notes.md", "wc -l notes.md", "store")
+    bundled = Example("count the lines in essay.txt", "wc -l < essay.txt", "bundled")
+    other = Example("show the date", "date", "bundled")
+    assert choose_examples("count the lines in report.md", [bundled, other, mine], 1) == [mine]
+    assert OWN_BOOST > 1
+    # the task itself is never its own example
+    assert mine not in choose_examples("count the lines in notes.md", [bundled, mine], 2)
+
+
+def test_the_prompt_shows_the_working_directory_by_name(tmp_path):
+    tmp_path = tmp_path / "ws"
+    tmp_path.mkdir()
+    for name in ("b.txt", "a.csv", ".hidden"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "sub").mkdir()
+    line = directory_listing(tmp_path, 40)
+    assert line == f"The current directory is {tmp_path}; it holds: a.csv b.txt sub/."
+    assert directory_listing(tmp_path, 2).endswith("a.csv b.txt and 1 more.")
+    system = build_prompt("how many lines in a.csv", None, 2, cwd=tmp_path, listing=40)[0]["content"]
+    assert system.endswith(line) and "x" not in system.split("holds:")[1].replace("txt", "")
+    assert build_prompt("t", None, 2, cwd=tmp_path, listing=0)[0]["content"].count("holds") == 0

@@ -5,7 +5,8 @@ Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or
 (a reply with neither a command nor an answer, which becomes a harness warning the model sees), `Declined` (the
 user said no and gave nothing else to do, or the model proposed a declined command again) and `UserQuit` (end of
 input at a prompt, which ends the episode as Ctrl-C does). An answer is grounded (`grounding.py`) before it is
-given: one that states what the observations do not hold is replaced by the output it should have read. Every step is
+given: one that states what the observations do not hold is replaced by the output it should have read. A new task's
+first command is chosen by the model among its own reply and its examples adapted to the task (`choosing.py`). Every step is
 committed to the store as it completes; the context is built from the stored (redacted) steps with
 `transcript.py`, so what the model saw is exactly what the updater trains on.
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from echo_agent import observation as obs
 from echo_agent import recall
+from echo_agent.choosing import candidates, choose
 from echo_agent.config import Settings
 from echo_agent.errors import TaskError
 from echo_agent.grounding import ground
@@ -30,7 +32,7 @@ from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource
-from echo_agent.repair import fix_missing_file
+from echo_agent.repair import absence_check, fix_missing_file, unknown_programs
 from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
 from echo_agent.shell.risk import READ_ONLY, Risk, classify, is_read_only
 from echo_agent.transcript import build_context, fit_context, live_step
@@ -87,7 +89,10 @@ class AgentConfig:
     """Names of the working directory's entries shown in the system prompt (0: none)."""
     repair: bool = True
     """Run a look-up that names a missing file with the one existing file the task names (repair.py)."""
-    show_output: bool = False
+    choose: bool = True
+    """Choose a new task's first command by the model's score among its own reply and its examples adapted to the
+    task (choosing.py)."""
+    show_output: bool = True
     """Follow an answer with the short output it came from (grounding.py)."""
     prompt: list[dict[str, str]] | None = None
     """A fixed prompt (system message and any examples) instead of the built one; benchmarks use a short one,
@@ -130,6 +135,8 @@ class EpisodeResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+RETRIES = 2
+"""Failed look-ups after which the model's next reply is still opened as a command (after more, it may answer)."""
 MAX_TASK_CHARS = 2000
 """Longest task taken: a question, not a document (name a file that holds a long text instead)."""
 
@@ -221,8 +228,10 @@ class Agent:
     def _step(self, prompt, task, earlier, result: EpisodeResult) -> None:
         context = build_context(prompt, task, result.steps, earlier, settings=self.settings)
         messages = fit_context(context, len(prompt), self.config.context_chars)
-        # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
-        prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
+        # A new task starts with a look-up, and so does the reply after a look-up that failed (a few times); other
+        # replies (and chat follow-ups) may answer.
+        lookup = (not result.steps and not earlier) or self._failed(result.steps)
+        prefill = ("```bash\n" if lookup else "```") if self.config.prefill else ""
         reply = self._reply(messages, prefill)
         try:
             kind, text = parse_reply(reply)
@@ -231,6 +240,11 @@ class Agent:
             return
         if kind == "answer":
             raise Submitted(text)
+        if self.config.choose and not result.steps and not earlier and prefill:
+            options = candidates(task, prompt, text, self.shell.cwd)
+            chosen = choose(self.policy, messages, prefill, options)
+            if chosen != text:
+                text, reply = chosen, f"{prefill}{chosen}{CLOSE}"
         if any(s.get("command") == text and s.get("source") == StepSource.EXECUTED for s in result.steps):
             # The same look-up again would print the same output: ask for the answer instead.
             raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
@@ -264,6 +278,10 @@ class Agent:
             return
         if risk.level == READ_ONLY:
             self._retrieve(result, reply, command, risk, messages, note)
+            return
+        absent = next((n for n in unknown_programs(risk) if self._run(absence_check([n])).exit_code != 0), None)
+        if absent is not None:  # a program the shell does not have can do nothing: nothing to ask about
+            self._record(result, reply, command, risk=risk, note=obs.no_command_marker(absent))
             return
         if any(same_action(command, d) for d in self.declined):
             self._stop(result, messages, command)  # never ask again about what the user already declined
@@ -318,6 +336,18 @@ class Agent:
                 record(shell_result=self._run(command), prediction=pred)
                 return
         record(prediction=pred, recalled=True)
+
+    @staticmethod
+    def _failed(steps: list[dict[str, Any]]) -> bool:
+        """Whether the last step was a command that failed (it exited non-zero, or named no command; one stopped
+        for taking too long has not failed, one stopped waiting for input has), and one of the first RETRIES to fail
+        in this episode."""
+        def failed(s: dict[str, Any]) -> bool:
+            note = s.get("note") or ""
+            if not s.get("command") or (s.get("timed_out") and obs.INPUT_MARKER not in note):
+                return False
+            return s.get("exit_code") not in (0, None) or obs.NO_COMMAND_PREFIX in note
+        return bool(steps) and failed(steps[-1]) and sum(map(failed, steps)) <= RETRIES
 
     def _stable(self, command: str) -> bool:
         """Whether `command` may be recalled here: its newest `recall_min_runs` runs in this directory agree (with

@@ -51,7 +51,7 @@ def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
     return out
 
 
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an the of in on to for is are was what which who how do does i my me this that it here there show "
     "tell give please with and or be by from at".split()
 )
@@ -61,7 +61,7 @@ def words(text: str) -> set[str]:
     """Content words, with a plural "s" dropped ("mentions" matches "mention", "lines" matches "line")."""
     out = set()
     for w in re.findall(r"[a-z0-9_.\-]+", text.lower()):
-        if w in _STOPWORDS:
+        if w in STOPWORDS:
             continue
         out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w)
     return out

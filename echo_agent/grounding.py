@@ -47,23 +47,33 @@ def _fold(text: str) -> str:
 
 
 def supported(claim: str, evidence: str) -> bool:
-    """Whether the claim stands in the (folded) evidence as whole words."""
-    return re.search(rf"(?<![\w.]){re.escape(_fold(claim))}(?!\w)", evidence) is not None
+    """Whether the claim stands in the (folded) evidence as whole words. A bare number must stand alone too: not
+    as part of a file name, a time, a date or a version ("1" is not in `a1.py`, `10:01` or `v1.2`)."""
+    if claim.isdigit():
+        pattern = rf"(?<![\w./:-]){claim}(?![\w]|[./:-]\w)"
+    else:
+        pattern = rf"(?<![\w.]){re.escape(_fold(claim))}(?!\w)"
+    return re.search(pattern, evidence) is not None
 
 
 _LITERAL_ECHO = re.compile(r"\s*(echo|printf)\b[^$`]*")
 
 
 def evidence_of(steps: Sequence[Mapping[str, Any]], task: str) -> str:
-    """The task, every output, and how many lines each output has (an answer may count them). Not the commands,
-    and not what `echo`/`printf` of a literal printed: that is the model's own words, not the machine's (a model
-    that runs `echo "2023"` has observed nothing about the year)."""
+    """The task, every output, and how many lines each output of more than one line has (an answer may count
+    them). Not the commands, not the command's own words where a failed one's error message repeats them, and not
+    what `echo`/`printf` of a literal printed: that is the model's own words, not the machine's (a model that runs
+    `echo "2023"` has observed nothing about the year)."""
     parts = [task]
     for s in steps:
-        output = s.get("output") or ""
-        if _LITERAL_ECHO.fullmatch(s.get("command") or "x"):
+        output, command = s.get("output") or "", s.get("command") or ""
+        if not command or _LITERAL_ECHO.fullmatch(command):
             continue
-        parts += [output, f"[{sum(1 for line in output.splitlines() if line.strip())}]"]
+        if s.get("exit_code") not in (0, None):  # an error message repeats the command's words: not evidence
+            for word in {w.strip("'\"") for w in command.split()} - {""}:
+                output = re.sub(rf"(?<![\w.]){re.escape(word)}(?!\w)", " ", output)
+        lines = sum(1 for line in output.splitlines() if line.strip())
+        parts += [output, f"[{lines}]" if lines > 1 else ""]  # "1" is in every one-line output: no evidence
     return _fold("\n".join(parts))
 
 

@@ -25,6 +25,8 @@ Harness lines (the program's own words, never trained on; matched as exact whole
     [not run: on the deny list]           the command is a known catastrophe and is refused in every mode
     [ran with B: A does not exist]        the look-up named a missing file A and the task's file B ran instead
                                           (repair.py)
+    [not run: no command named X]         the reply's program X does not exist in the shell (repair.py), so
+                                          there was nothing to ask the user about (no status line follows)
 
 The user's words (what they typed after declining a command) are a user message of their own, never labelled.
 """
@@ -47,6 +49,7 @@ DENIED_MARKER = "[not run: on the deny list]"
 
 _ELISION_RE = re.compile(r"\[… \d+ bytes omitted …\]")
 _CORRECTED_RE = re.compile(r"\[ran with \S+: \S+ does not exist\]")
+_NO_COMMAND_RE = re.compile(r"\[not run: no command named \S+\]")
 SHELL_EXITED_SUFFIX = ", shell restarted]"
 _STATUS_RE = re.compile(
     r"\[exit -?\d+(, interrupted after \d+(\.\d+)? s|, shell restarted)?\]|\[no exit code: shell restarted\]")
@@ -61,10 +64,17 @@ def corrected_marker(ran: str, missing: str) -> str:
     return f"[ran with {ran}: {missing} does not exist]"
 
 
+NO_COMMAND_PREFIX = "[not run: no command named "
+
+
+def no_command_marker(name: str) -> str:
+    return f"{NO_COMMAND_PREFIX}{name}]"
+
+
 def is_harness_line(line: str) -> bool:
     """True for a whole line that is the program's own words (never trained on)."""
     return (line in _FIXED_HARNESS or _ELISION_RE.fullmatch(line) is not None
-            or _CORRECTED_RE.fullmatch(line) is not None)
+            or _CORRECTED_RE.fullmatch(line) is not None or _NO_COMMAND_RE.fullmatch(line) is not None)
 
 
 def is_status_line(line: str) -> bool:

@@ -58,7 +58,21 @@ def store(isolated_home):
         yield s
 
 
+def prefills(backend):
+    """The prefill of every reply the backend is asked for, in order (filled in as the agent runs)."""
+    seen, generate = [], backend.generate
+
+    def spy(messages, role="assistant", prefill="", **kwargs):
+        if role == "assistant":
+            seen.append(prefill)
+        return generate(messages, role=role, prefill=prefill, **kwargs)
+
+    backend.generate = spy
+    return seen
+
+
 def make_agent(replies, workspace, store, ui=None, **config):
+    config = {"show_output": False, **config}
     shell = ShellSession(cwd=workspace)
     backend = ScriptedBackend(replies)
     agent = Agent(backend, shell, store, config=AgentConfig(**config), ui=ui or RecordingUI())
@@ -81,6 +95,42 @@ def test_an_answer_the_output_does_not_support_is_replaced_by_the_output(workspa
         result = agent.run("what port")
     assert result.answer == "`cat app.conf` printed:\nname = zeta\nport = 8123"
     assert store.get_episode(result.episode_id)["answer"] == result.answer
+
+
+def test_a_program_the_shell_lacks_is_not_put_to_the_user_and_the_next_reply_is_a_command(workspace, store):
+    ui = RecordingUI()
+    agent, backend, shell = make_agent(["```bash\nlist reports\n```", "```bash\ncat app.conf\n```",
+                                        "```answer\nThe port is 8123.\n```"], workspace, store, ui=ui)
+    opened = prefills(backend)
+    with shell:
+        result = agent.run("what port")
+    assert ui.asked == [] and result.answer == "The port is 8123."
+    first = store.episode_steps(result.episode_id)[0]
+    assert first["note"] == obs.no_command_marker("list") and first["status"] is None and first["trainable"] == 0
+    assert opened == ["```bash\n", "```bash\n", "```"]
+
+
+def test_a_writer_or_a_known_program_is_still_asked_about(workspace, store):
+    ui = RecordingUI()
+    agent, _, shell = make_agent(["```bash\nfrobnicate > out.txt\n```"], workspace, store, ui=ui)
+    with shell:
+        shell.run("frob() { :; }")  # a shell function is a command too
+        agent2, _, _ = make_agent(["```bash\nfrob reports\n```"], workspace, store, ui=RecordingUI())
+        agent2.shell = shell
+        assert agent.run("write out").status == "declined" and ui.asked == ["frobnicate > out.txt"]
+        assert agent2.run("frob").status == "declined" and agent2.ui.asked == ["frob reports"]
+
+
+def test_after_a_failed_look_up_the_model_is_asked_for_another_a_few_times(workspace, store):
+    ui = RecordingUI()
+    replies = ["```bash\ncat nope1\n```", "```bash\ncat nope2\n```", "```bash\ncat nope3\n```",
+               "```answer\nI do not know.\n```"]
+    agent, backend, shell = make_agent(replies, workspace, store, ui=ui)
+    opened = prefills(backend)
+    with shell:
+        result = agent.run("what is in nope")
+    assert [s["exit_code"] for s in result.steps] == [1, 1, 1]
+    assert opened == ["```bash\n", "```bash\n", "```bash\n", "```"]
 
 
 def test_parse_reply():

@@ -34,7 +34,9 @@ def test_embedded_model_runs_a_real_episode(embedded_dir: Path, tmp_path: Path, 
         steps = store.episode_steps(result.episode_id)
 
     assert episode["status"] == result.status and result.status in ("done", "limit")
-    assert episode["prompt"]["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    system = episode["prompt"]["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith(SYSTEM_PROMPT)
+    assert system["content"].endswith("it holds: fruits.txt.")  # the listing of the working directory
     assert episode["prompt"]["messages"][-1]["role"] == "assistant"  # the in-context examples end the prompt
     executed = [s for s in steps if s["command"] and s["status"] and s["status"].startswith("[exit ")]
     assert executed, [s["reply"] for s in steps]

@@ -267,11 +267,11 @@ def test_model_policy_checks_the_models_answer(tmp_path):
 
     prompts = []
 
-    def model(messages):  # looks up once, then answers the first task right and the second wrong
-        prompts.append(messages)
+    def model(messages):  # looks up once, then answers the first task right and the second wrong (from a look-up
+        prompts.append(messages)  # whose output does not hold the answer, so showing it cannot help)
         task = next(t for t in suite.tasks if t.question == [m for m in messages if m["role"] == "user"][-1]["content"])
         if messages[-1]["role"] != "tool":
-            return f"```bash\n{task.commands[0]}\n```"
+            return f"```bash\n{task.commands[0] if task is first else 'pwd'}\n```"
         return f"```answer\n{task.answer if task is first else 'no idea'}\n```"
 
     cfg = BenchConfig(rounds=1, tasks=2, arms=("frozen",), policy="model", out_dir=tmp_path / "b")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echo_agent.grounding import claims, ground
+from echo_agent.grounding import claims, ground, supported
 
 DATE = [{"command": "date", "output": "Wed Dec  2 01:34:52 UTC 2026\n", "status": "[exit 0]", "exit_code": 0}]
 LS = [{"command": "ls misc", "output": "letters.txt\nrecipes.txt\nshopping.txt\n", "status": "[exit 0]",
@@ -53,3 +53,10 @@ def test_a_literal_the_model_echoed_is_not_evidence():
     assert not g.supported and g.text == "I could not tell from what I ran."
     home = [{"command": "echo $HOME", "output": "/root\n", "status": "[exit 0]", "exit_code": 0}]
     assert ground("Your home is /root.", home, "home").supported  # an expansion is the machine's answer
+
+
+def test_a_bare_number_must_stand_alone_in_the_evidence():
+    evidence = "tools/1.py tools/b.py 2026-12-02 10:22:01 v3.4 [2]"
+    assert not supported("1", evidence) and not supported("22", evidence) and not supported("3", evidence)
+    assert supported("2", evidence) and supported("2026-12-02", evidence) and supported("v3.4", evidence)
+    assert supported("7", "workers = 7\n") and supported("12", "12 files.")

@@ -35,7 +35,7 @@ def test_the_agent_runs_the_repaired_look_up_and_says_so(tmp_path, isolated_home
     (tmp_path / "inventory.csv").write_text("a\nb\n")
     backend = ScriptedBackend(["```bash\nwc -l files.txt\n```", "```answer\nIt has 2 lines.\n```"])
     with ShellSession(cwd=tmp_path) as shell, TrajectoryStore() as store:
-        result = Agent(backend, shell, store, config=AgentConfig(repair=True)).run("count the lines in inventory.csv")
+        result = Agent(backend, shell, store, config=AgentConfig(repair=True, choose=False, show_output=False)).run("count the lines in inventory.csv")
         step = store.episode_steps(result.episode_id)[0]
         episode = store.get_episode(result.episode_id)
     assert step["command"] == "wc -l inventory.csv" and step["reply"] == "```bash\nwc -l files.txt\n```"

@@ -55,6 +55,7 @@ class ScriptedBackend:
         self._replies = replies if callable(replies) else list(replies)
         self._predictions = predictions
         self._next = 0
+        self._last_reply: str | None = None
         self._adapter: Path | None = None
         self.adapters_used: list[Path | None] = []
         """Every `use_adapter` argument, in order."""
@@ -79,6 +80,7 @@ class ScriptedBackend:
             text, logprobs = found
         else:
             text = self._reply(messages)
+            self._last_reply = text
             logprobs = [0.0] * len(split_tokens(text))
         if prefill and text.startswith(prefill):
             text = text[len(prefill) :]
@@ -125,7 +127,10 @@ class ScriptedBackend:
         return text, list(lps)
 
     def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
-        """Deterministic stand-in log-probs, one per whitespace token, in (-2, 0], stable across runs."""
+        """Deterministic stand-in log-probs, one per whitespace token, in (-2, 0], stable across runs; a reply
+        the script just gave scores 0 throughout (a model is surest of what it would say itself)."""
+        if role == "assistant" and self._last_reply is not None and self._last_reply.startswith(text.rstrip()):
+            return [0.0] * len(split_tokens(text))
         return [-(zlib.crc32(piece.encode()) % 1000) / 500 for piece in split_tokens(text)]
 
     def use_adapter(self, path: str | Path | None) -> None:

@@ -1,0 +1,140 @@
+"""Choosing a new task's first command: the model's own reply, or one of its examples adapted to the task.
+
+A small model shown "how many commits are there → git rev-list --count HEAD" still writes `git commit -amf -m 1`
+for "count the git commits". Copying is easier for it to judge than to do: so the first command is chosen by the
+model from candidates, by the mean log-prob it gives each one as its reply (teacher-forced, `ModelBackend.score`).
+The candidates are its greedy reply and every example in the prompt with the example's own names swapped for the
+task's (`adapt`): "how many python files are in src → ls src/*.py | wc -l" becomes `ls tools/*.py | wc -l` for
+"how many python files are in the tools folder". A candidate that names a path that does not exist here, when
+another does not, is left out (a look-up, that is: a command that acts may name a path it is about to make).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from echo_agent.examples import STOPWORDS
+from echo_agent.replies import CLOSE
+from echo_agent.shell.risk import is_read_only
+
+if TYPE_CHECKING:
+    from echo_agent.models.base import ChatMessage, ModelBackend
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
+_PART_RE = re.compile(r"\w[\w.-]*\w|\w")
+GENERIC = frozenset(
+    "folder folders directory directories dir file files line lines text content contents name names called "
+    "many much count number list show find print value set setting inside below under".split())
+"""Words a task uses for what it asks about rather than which thing: never a name to swap in."""
+SUBCOMMANDS = frozenset("git docker kubectl systemctl npm pip apt cargo go".split())
+"""Programs whose second word is a subcommand, which no task's wording may replace."""
+
+
+def _is_path(word: str) -> bool:
+    return "." in word.strip(".") or "/" in word
+
+
+def _names(text: str) -> list[str]:
+    """The words of `text` that could name something (no stop word, no generic word), in order, as written."""
+    out: list[str] = []
+    for w in _WORD_RE.findall(text):
+        w = w.rstrip(".")
+        if w.lower() not in STOPWORDS and w.lower() not in GENERIC and w not in out:
+            out.append(w)
+    return out
+
+
+def _key(word: str) -> str:
+    w = word.lower()
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w
+
+
+def adapt(example_task: str, example_command: str, task: str, exists: Callable[[str], bool] = lambda _: False,
+          ) -> str | None:
+    """The example's command with its names swapped for the task's, or None when they do not line up.
+
+    The example's names are the words its task and its command share; the task's are its words the example's task
+    lacks. Paths swap for paths and words for words, in the order they are written. Paths must pair up one to
+    one. With no word to swap, the task's other words are only wording; with more of the task's words than the
+    example's, those that name something that `exists` (here, in the working directory) are the ones to swap."""
+    try:
+        command_words = shlex.split(example_command)
+    except ValueError:
+        return None
+    fixed = {w for i, w in enumerate(command_words)  # a program, or a subcommand (`git branch`): never swapped
+             if i == 0 or command_words[i - 1] in ("|", "&&", ";") or (i == 1 and w.isalpha()
+                                                                       and command_words[0] in SUBCOMMANDS)}
+    in_command = {_key(w) for cw in command_words if cw not in fixed for w in [cw, *_PART_RE.findall(cw)]}
+    seen = {_key(w) for w in _names(example_task)}
+    slots = [w for w in _names(example_task) if _key(w) in in_command]
+    fills = [w for w in _names(task) if _key(w) not in seen]
+    adapted = example_command
+    for want_path in (True, False):
+        s = [w for w in slots if _is_path(w) == want_path]
+        f = [w for w in fills if _is_path(w) == want_path]
+        if not want_path and len(f) > len(s):
+            f = [] if not s else [w for w in f if exists(w)]
+        if len(s) != len(f):
+            return None
+        for old, new in zip(s, f, strict=True):
+            adapted, n = re.subn(rf"(?<![\w.-]){re.escape(old)}(?![\w-]|\.\w)", lambda _m, new=new: new, adapted,
+                                 flags=re.IGNORECASE)
+            if n == 0:
+                return None
+    return adapted
+
+
+def prompt_examples(prompt: Sequence[ChatMessage]) -> list[tuple[str, str]]:
+    """(task, command) of every example turn in a prompt: a user message followed by a bash-block reply."""
+    out = []
+    for user, reply in zip(prompt, prompt[1:], strict=False):
+        m = re.fullmatch(r"```bash\n(.*)\n```", reply["content"], re.DOTALL)
+        if user["role"] == "user" and reply["role"] == "assistant" and m:
+            out.append((user["content"], m.group(1)))
+    return out
+
+
+def _missing_path(command: str, cwd: Path) -> bool:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return True
+    return any(_is_path(w) and not w.startswith(("-", "~", "$")) and not re.search(r"[*?{}$]", w)
+               and not (cwd / w).exists() for w in words)
+
+
+def degenerate(command: str) -> bool:
+    """A generation gone wrong, not a command to run: eight words or more, two in three of them repeats
+    (`git branch -m -l -m -l -m …`)."""
+    words = command.split()
+    return len(words) >= 8 and len(set(words)) * 3 <= len(words)
+
+
+def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Path) -> list[str]:
+    """The commands to choose among, the model's own first (unless it is degenerate): each distinct, no look-up
+    among them naming a path missing in `cwd` (unless every one does)."""
+    found = [] if degenerate(own) else [own]
+    for example_task, example_command in prompt_examples(prompt):
+        adapted = adapt(example_task, example_command, task, lambda name: (Path(cwd) / name).exists())
+        if adapted and adapted not in found:
+            found.append(adapted)
+    present = [c for c in found if not (is_read_only(c) and _missing_path(c, Path(cwd)))]  # an action may make one
+    return present or found or [own]
+
+
+def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> str:
+    """The command the model scores best as its reply (mean token log-prob after `prefill`); the first on a tie."""
+    if len(commands) == 1:
+        return commands[0]
+    skip = len(backend.score(messages, "assistant", prefill)) if prefill else 0
+
+    def mean_logprob(command: str) -> float:
+        lps = backend.score(messages, "assistant", f"{prefill}{command}{CLOSE}")[skip:]
+        return sum(lps) / max(1, len(lps))
+
+    scores = [mean_logprob(c) for c in commands]
+    return commands[max(range(len(commands)), key=lambda i: (scores[i], -i))]

@@ -1,0 +1,78 @@
+"""Choosing a new task's first command among the model's reply and its examples adapted to the task."""
+
+from __future__ import annotations
+
+import pytest
+
+from echo_agent.agent import Agent, AgentConfig
+from echo_agent.choosing import adapt, candidates, choose, degenerate, prompt_examples
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.shell import ShellSession
+
+
+@pytest.mark.parametrize(("example", "command", "task", "want"), [
+    ("how many python files are in src", "ls src/*.py | wc -l", "how many python files are in the tools folder",
+     "ls tools/*.py | wc -l"),
+    ("how many DEBUG lines are in worker.log", "grep -c DEBUG worker.log",
+     "how many ERROR lines are in logs/service.log", "grep -c ERROR logs/service.log"),
+    ("find the file that talks about banana", "grep -rl banana .", "find the file that talks about a pineapple",
+     "grep -rl pineapple ."),
+    ("how many commits are there", "git rev-list --count HEAD", "count the git commits", "git rev-list --count HEAD"),
+    ("how much disk space does src use", "du -sh src", "how much disk space does media take up", "du -sh media"),
+    # the names do not line up: two paths against one, or no word of the task names anything here
+    ("compare a.txt and b.txt", "diff a.txt b.txt", "compare notes.md", None),
+    ("what port is set in config.ini", "grep port config.ini", "how many workers run per node in settings.toml",
+     None),
+    # a program or a subcommand is never what gets swapped
+    ("which branch am I working on", "git branch --show-current", "write out", "git branch --show-current"),
+])
+def test_adapt_swaps_the_examples_names_for_the_tasks(example, command, task, want):
+    assert adapt(example, command, task, lambda name: name in {"tools", "media", "logs"}) == want
+
+
+def test_degenerate_replies_and_missing_paths_are_left_out(tmp_path):
+    (tmp_path / "media").mkdir()
+    prompt = [{"role": "system", "content": "s"},
+              {"role": "user", "content": "how much disk space does src use"},
+              {"role": "assistant", "content": "```bash\ndu -sh src\n```"},
+              {"role": "user", "content": "what is the biggest file in src"},
+              {"role": "assistant", "content": "```bash\nls -S src | head -n 1\n```"}]
+    assert prompt_examples(prompt) == [("how much disk space does src use", "du -sh src"),
+                                       ("what is the biggest file in src", "ls -S src | head -n 1")]
+    task = "how much disk space does media take up"
+    adapted = ["du -sh media", "ls -S media | head -n 1"]
+    assert candidates(task, prompt, "du -sh media.txt", tmp_path) == adapted  # media.txt is not there
+    assert degenerate("git branch -m -l " + "-m -l " * 6) and not degenerate("git log -1 --format=%s")
+    assert candidates(task, prompt, "git branch " + "-m " * 12, tmp_path) == adapted
+    assert candidates(task, prompt, "touch new.txt", tmp_path)[0] == "touch new.txt"  # an action may make a path
+
+
+class Scores(ScriptedBackend):
+    """A scripted model that is surest of one command."""
+
+    def __init__(self, replies, best):
+        super().__init__(replies)
+        self.best = best
+
+    def score(self, messages, role, text):
+        return [0.0 if self.best in text else -3.0] * max(1, len(text.split()))
+
+
+def test_choose_takes_the_best_scored_command_first_on_a_tie():
+    backend = Scores([], best="du -sh media\n")
+    assert choose(backend, [], "```bash\n", ["du -sh media.txt", "du -sh media"]) == "du -sh media"
+    assert choose(backend, [], "```bash\n", ["ls", "pwd"]) == "ls"
+
+
+def test_the_agent_runs_the_chosen_example_and_records_it_as_the_reply(tmp_path, isolated_home):
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "a.bin").write_bytes(b"x" * 5000)
+    backend = Scores(["```bash\ndu -sh media.txt\n```", "```answer\nIt takes 8.0K.\n```"], best="du -sh media\n")
+    with ShellSession(cwd=tmp_path) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run(
+            "how much disk space does media take up")
+    assert result.steps[0]["command"] == "du -sh media" and result.steps[0]["reply"] == "```bash\ndu -sh media\n```"
+    with ShellSession(cwd=tmp_path) as shell:
+        kept = Agent(Scores(["```bash\ndu -sh media.txt\n```", "```answer\nno\n```"], best="-"), shell,
+                     config=AgentConfig(choose=False)).run("how much disk space does media take up")
+    assert kept.steps[0]["command"] == "du -sh media.txt"

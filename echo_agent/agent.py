@@ -135,8 +135,6 @@ class EpisodeResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-RETRIES = 2
-"""Failed look-ups after which the model's next reply is still opened as a command (after more, it may answer)."""
 MAX_TASK_CHARS = 2000
 """Longest task taken: a question, not a document (name a file that holds a long text instead)."""
 
@@ -228,10 +226,8 @@ class Agent:
     def _step(self, prompt, task, earlier, result: EpisodeResult) -> None:
         context = build_context(prompt, task, result.steps, earlier, settings=self.settings)
         messages = fit_context(context, len(prompt), self.config.context_chars)
-        # A new task starts with a look-up, and so does the reply after a look-up that failed (a few times); other
-        # replies (and chat follow-ups) may answer.
-        lookup = (not result.steps and not earlier) or self._failed(result.steps)
-        prefill = ("```bash\n" if lookup else "```") if self.config.prefill else ""
+        # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
+        prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
         reply = self._reply(messages, prefill)
         try:
             kind, text = parse_reply(reply)
@@ -241,7 +237,8 @@ class Agent:
         if kind == "answer":
             raise Submitted(text)
         if self.config.choose and not result.steps and not earlier and prefill:
-            options = candidates(task, prompt, text, self.shell.cwd)
+            options = candidates(task, prompt, text, self.shell.cwd, lambda c: self._absent(classify(
+                c, self.settings.read_only_commands)) is None)
             chosen = choose(self.policy, messages, prefill, options)
             if chosen != text:
                 text, reply = chosen, f"{prefill}{chosen}{CLOSE}"
@@ -279,7 +276,7 @@ class Agent:
         if risk.level == READ_ONLY:
             self._retrieve(result, reply, command, risk, messages, note)
             return
-        absent = next((n for n in unknown_programs(risk) if self._run(absence_check([n])).exit_code != 0), None)
+        absent = self._absent(risk)
         if absent is not None:  # a program the shell does not have can do nothing: nothing to ask about
             self._record(result, reply, command, risk=risk, note=obs.no_command_marker(absent))
             return
@@ -337,17 +334,10 @@ class Agent:
                 return
         record(prediction=pred, recalled=True)
 
-    @staticmethod
-    def _failed(steps: list[dict[str, Any]]) -> bool:
-        """Whether the last step was a command that failed (it exited non-zero, or named no command; one stopped
-        for taking too long has not failed, one stopped waiting for input has), and one of the first RETRIES to fail
-        in this episode."""
-        def failed(s: dict[str, Any]) -> bool:
-            note = s.get("note") or ""
-            if not s.get("command") or (s.get("timed_out") and obs.INPUT_MARKER not in note):
-                return False
-            return s.get("exit_code") not in (0, None) or obs.NO_COMMAND_PREFIX in note
-        return bool(steps) and failed(steps[-1]) and sum(map(failed, steps)) <= RETRIES
+    def _absent(self, risk: Risk) -> str | None:
+        """The first program the command runs that the shell does not have, when such programs are all that
+        makes it more than a look-up (repair.unknown_programs); else None."""
+        return next((n for n in unknown_programs(risk) if self._run(absence_check([n])).exit_code != 0), None)
 
     def _stable(self, command: str) -> bool:
         """Whether `command` may be recalled here: its newest `recall_min_runs` runs in this directory agree (with

@@ -11,6 +11,7 @@ another does not, is left out (a look-up, that is: a command that acts may name 
 
 from __future__ import annotations
 
+import glob
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from echo_agent.examples import STOPWORDS
+from echo_agent.grounding import LITERAL_ECHO
 from echo_agent.replies import CLOSE
 from echo_agent.shell.risk import is_read_only
 
@@ -99,12 +101,25 @@ def prompt_examples(prompt: Sequence[ChatMessage]) -> list[tuple[str, str]]:
 
 
 def _missing_path(command: str, cwd: Path) -> bool:
+    """Whether the command names a path that is not there (a pattern that matches nothing counts)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return True
-    return any(_is_path(w) and not w.startswith(("-", "~", "$")) and not re.search(r"[*?{}$]", w)
-               and not (cwd / w).exists() for w in words)
+    for w in words:
+        if not _is_path(w) or w.startswith(("-", "~", "$")) or re.search(r"[{}$]", w):
+            continue
+        if re.search(r"[*?\[]", w):
+            if not glob.glob(str(cwd / w)):  # cwd / an absolute path is that path
+                return True
+        elif not (cwd / w).exists():
+            return True
+    return False
+
+
+def _keep(commands: list[str], wrong) -> list[str]:
+    """The commands `wrong` does not reject, unless it rejects them all."""
+    return [c for c in commands if not wrong(c)] or commands
 
 
 def degenerate(command: str) -> bool:
@@ -114,16 +129,24 @@ def degenerate(command: str) -> bool:
     return len(words) >= 8 and len(set(words)) * 3 <= len(words)
 
 
-def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Path) -> list[str]:
-    """The commands to choose among, the model's own first (unless it is degenerate): each distinct, no look-up
-    among them naming a path missing in `cwd` (unless every one does)."""
+def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Path,
+               runnable: Callable[[str], bool] = lambda _: True) -> list[str]:
+    """The commands to choose among, the model's own first (unless it is degenerate), each distinct. Then, as
+    long as some are left: no look-up naming a path missing in `cwd` (an action may name one it is about to
+    make); none that `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up);
+    and, when the task names something that is here, only those that name it too."""
+    here = Path(cwd)
     found = [] if degenerate(own) else [own]
     for example_task, example_command in prompt_examples(prompt):
-        adapted = adapt(example_task, example_command, task, lambda name: (Path(cwd) / name).exists())
+        adapted = adapt(example_task, example_command, task, lambda name: (here / name).exists())
         if adapted and adapted not in found:
             found.append(adapted)
-    present = [c for c in found if not (is_read_only(c) and _missing_path(c, Path(cwd)))]  # an action may make one
-    return present or found or [own]
+    found = found or [own]
+    found = _keep(found, lambda c: is_read_only(c) and _missing_path(c, here))
+    found = _keep(found, lambda c: not runnable(c))
+    found = _keep(found, lambda c: LITERAL_ECHO.fullmatch(c) is not None)
+    named = [w for w in _names(task) if (here / w).exists()]
+    return _keep(found, lambda c: not all(re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])", c) for w in named))
 
 
 def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> str:

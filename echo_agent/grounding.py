@@ -56,7 +56,7 @@ def supported(claim: str, evidence: str) -> bool:
     return re.search(pattern, evidence) is not None
 
 
-_LITERAL_ECHO = re.compile(r"\s*(echo|printf)\b[^$`]*")
+LITERAL_ECHO = re.compile(r"\s*(echo|printf)\b[^$`]*")
 
 
 def evidence_of(steps: Sequence[Mapping[str, Any]], task: str) -> str:
@@ -67,7 +67,7 @@ def evidence_of(steps: Sequence[Mapping[str, Any]], task: str) -> str:
     parts = [task]
     for s in steps:
         output, command = s.get("output") or "", s.get("command") or ""
-        if not command or _LITERAL_ECHO.fullmatch(command):
+        if not command or LITERAL_ECHO.fullmatch(command):
             continue
         if s.get("exit_code") not in (0, None):  # an error message repeats the command's words: not evidence
             for word in {w.strip("'\"") for w in command.split()} - {""}:
@@ -83,7 +83,7 @@ def ground(answer: str, steps: Sequence[Mapping[str, Any]], task: str, *, with_o
     evidence = evidence_of(steps, task)
     missing = tuple(c for c in claims(answer) if not supported(c.strip("."), evidence))
     last = next((s for s in reversed(steps) if s.get("command") and s.get("status")
-                 and not _LITERAL_ECHO.fullmatch(s["command"])), None)
+                 and not LITERAL_ECHO.fullmatch(s["command"])), None)
     output = (last.get("output") or "").strip() if last else ""
     shown = last is not None and last.get("exit_code") == 0 and output and is_short(output)
     if not missing and answer.strip():

@@ -64,11 +64,8 @@ def corrected_marker(ran: str, missing: str) -> str:
     return f"[ran with {ran}: {missing} does not exist]"
 
 
-NO_COMMAND_PREFIX = "[not run: no command named "
-
-
 def no_command_marker(name: str) -> str:
-    return f"{NO_COMMAND_PREFIX}{name}]"
+    return f"[not run: no command named {name}]"
 
 
 def is_harness_line(line: str) -> bool:

@@ -43,3 +43,29 @@ def test_embedded_model_runs_a_real_episode(embedded_dir: Path, tmp_path: Path, 
     first = executed[0]
     assert first["reply"].startswith("```bash\n") and first["command"] in first["reply"]
     assert first["exit_code"] is not None and first["cwd_before"] == str(ws.resolve())
+
+
+@pytest.mark.slow
+def test_the_readmes_first_command_answers_right_in_a_generated_folder(embedded_dir: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's first `ask`, run as written in a folder generated from a seed, answers with the right count."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from echo_agent.bench.world import World
+    from echo_agent.cli.app import app
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    task = re.search(r'scripts/run\.sh ask "([^"]+)"', readme).group(1)
+    world = World(11)
+    world.meeting_notes()
+    world.inventory_csv()
+    world.service_log()
+    n_lines = world.rng.randint(30, 90)
+    world.add("README.md", "".join(f"{world.word()} {world.word(3)}\n" for _ in range(n_lines)))
+    root = world.build(tmp_path / "folder")
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["ask", task])
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"(?<![\d.]){n_lines}(?!\d)", result.output), result.output

@@ -44,7 +44,12 @@ def test_degenerate_replies_and_missing_paths_are_left_out(tmp_path):
     assert candidates(task, prompt, "du -sh media.txt", tmp_path) == adapted  # media.txt is not there
     assert degenerate("git branch -m -l " + "-m -l " * 6) and not degenerate("git log -1 --format=%s")
     assert candidates(task, prompt, "git branch " + "-m " * 12, tmp_path) == adapted
-    assert candidates(task, prompt, "touch new.txt", tmp_path)[0] == "touch new.txt"  # an action may make a path
+    assert candidates(task, prompt, "touch media/new.txt", tmp_path)[0] == "touch media/new.txt"  # an action may
+    # make a path; a pattern that matches nothing, a literal echo, a program the shell lacks, or a command that
+    # leaves out what the task names here (media) are left out while others remain
+    for own in ("ls media/*.csv", 'echo "media takes 3G"', "media-size media", "df -h"):
+        assert candidates(task, prompt, own, tmp_path, runnable=lambda c: not c.startswith("media-size")) == adapted
+    assert candidates("what is the weather", [], 'echo "sunny"', tmp_path) == ['echo "sunny"']  # nothing else
 
 
 class Scores(ScriptedBackend):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -66,13 +67,17 @@ def test_exec_json_has_every_field():
         assert key in data
 
 
-def test_an_empty_or_overlong_task_is_refused_in_one_line(tmp_path):
+def test_an_empty_or_overlong_task_is_refused_in_one_line(tmp_path, monkeypatch):
     script = tmp_path / "s.json"
     script.write_text(json.dumps(["```answer\nhi\n```"]))
     for task, says in [("", "the task is empty"), ("   ", "the task is empty"),
                        ("x" * 10_240, "the task is 10,240 characters long; keep it under 2,000")]:
         r = runner.invoke(app, ["ask", "--backend", "scripted", "--script", str(script), task])
         assert r.exit_code == 1 and r.output.startswith(f"error: {says}") and r.output.count("\n") == 1, r.output
+    # refused before any model loads: a real model would take seconds, or a conversion, to say no
+    monkeypatch.setattr("echo_agent.models.make_backend", lambda *a, **k: pytest.fail("a model was loaded"))
+    r = runner.invoke(app, ["ask", ""])
+    assert r.exit_code == 1 and r.output.startswith("error: the task is empty"), r.output
 
 
 def test_a_task_in_another_language_gets_an_honest_attempt(tmp_path):

@@ -104,6 +104,9 @@ def ask_command(task: Annotated[str, typer.Argument(help="What you want done or 
 
     Example: echo-agent ask "how big is my Downloads folder"
     """
+    from echo_agent.agent import check_task
+
+    check_task(task)  # a task that cannot be taken is refused before the model loads
     raise typer.Exit(run_assistant([task], options, chat=False))
 
 

@@ -5,8 +5,9 @@ for "count the git commits". Copying is easier for it to judge than to do: so th
 model from candidates, by the mean log-prob it gives each one as its reply (teacher-forced, `ModelBackend.score`).
 The candidates are its greedy reply and every example in the prompt with the example's own names swapped for the
 task's (`adapt`): "how many python files are in src → ls src/*.py | wc -l" becomes `ls tools/*.py | wc -l` for
-"how many python files are in the tools folder". A candidate that names a path that does not exist here, when
-another does not, is left out (a look-up, that is: a command that acts may name a path it is about to make).
+"how many python files are in the tools folder". Candidates that cannot be right here (a look-up of a path that
+is not there, a program the shell lacks, an `echo` of a literal, a command leaving out what the task names) are
+left out while others remain (`candidates`). Every candidate is still classified and confirmed like any reply.
 """
 
 from __future__ import annotations

@@ -489,6 +489,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated task ids or categories (a quick look)")
     parser.add_argument("--max-steps", type=int, default=None, help="replies per task (default: AgentConfig's)")
     parser.add_argument("--model", default="embedded", help="'embedded', a transformers directory or a GGUF file")
+    parser.add_argument("--adapter", type=Path, default=None, help="a LoRA adapter directory to use (e.g. a starter "
+                        "from scripts/make_starter.py)")
     parser.add_argument("--json", type=Path, default=None, help="also write every row and the result here")
     parser.add_argument("--verbose", action="store_true", help="print every reply and observation")
     args = parser.parse_args()
@@ -507,6 +509,8 @@ def main() -> None:
         base, home = Path(tmp), Path(tmp) / "home"
         home.mkdir()
         backend = LocalBackend(args.model, device="cpu")
+        if args.adapter is not None:
+            backend.use_adapter(args.adapter)
         with workspace(base, args.seed) as ws:
             check_examples_clean(ws.root)
             plan = {"tune": [(task, w) for task in tasks for w in task.wordings],

@@ -32,7 +32,7 @@ from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource
-from echo_agent.repair import absence_check, fix_missing_file, unknown_programs
+from echo_agent.repair import absence_check, fix_missing_file
 from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
 from echo_agent.shell.risk import READ_ONLY, Risk, classify, is_read_only
 from echo_agent.transcript import build_context, fit_context, live_step
@@ -336,8 +336,8 @@ class Agent:
 
     def _absent(self, risk: Risk) -> str | None:
         """The first program the command runs that the shell does not have, when such programs are all that
-        makes it more than a look-up (repair.unknown_programs); else None."""
-        return next((n for n in unknown_programs(risk) if self._run(absence_check([n])).exit_code != 0), None)
+        makes it more than a look-up (`Risk.only_unknown`); else None."""
+        return next((n for n in risk.only_unknown if self._run(absence_check([n])).exit_code != 0), None)
 
     def _stable(self, command: str) -> bool:
         """Whether `command` may be recalled here: its newest `recall_min_runs` runs in this directory agree (with

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from echo_agent.examples import STOPWORDS
+from echo_agent.examples import STOPWORDS, stem
 from echo_agent.grounding import LITERAL_ECHO
 from echo_agent.replies import CLOSE
 from echo_agent.shell.risk import is_read_only
@@ -51,11 +51,6 @@ def _names(text: str) -> list[str]:
     return out
 
 
-def _key(word: str) -> str:
-    w = word.lower()
-    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w
-
-
 def adapt(example_task: str, example_command: str, task: str, exists: Callable[[str], bool] = lambda _: False,
           ) -> str | None:
     """The example's command with its names swapped for the task's, or None when they do not line up.
@@ -71,10 +66,10 @@ def adapt(example_task: str, example_command: str, task: str, exists: Callable[[
     fixed = {w for i, w in enumerate(command_words)  # a program, or a subcommand (`git branch`): never swapped
              if i == 0 or command_words[i - 1] in ("|", "&&", ";") or (i == 1 and w.isalpha()
                                                                        and command_words[0] in SUBCOMMANDS)}
-    in_command = {_key(w) for cw in command_words if cw not in fixed for w in [cw, *_PART_RE.findall(cw)]}
-    seen = {_key(w) for w in _names(example_task)}
-    slots = [w for w in _names(example_task) if _key(w) in in_command]
-    fills = [w for w in _names(task) if _key(w) not in seen]
+    in_command = {stem(w) for cw in command_words if cw not in fixed for w in [cw, *_PART_RE.findall(cw)]}
+    seen = {stem(w) for w in _names(example_task)}
+    slots = [w for w in _names(example_task) if stem(w) in in_command]
+    fills = [w for w in _names(task) if stem(w) not in seen]
     adapted = example_command
     for want_path in (True, False):
         s = [w for w in slots if _is_path(w) == want_path]
@@ -118,7 +113,7 @@ def _missing_path(command: str, cwd: Path) -> bool:
     return False
 
 
-def _keep(commands: list[str], wrong) -> list[str]:
+def _keep(commands: list[str], wrong: Callable[[str], bool]) -> list[str]:
     """The commands `wrong` does not reject, unless it rejects them all."""
     return [c for c in commands if not wrong(c)] or commands
 

@@ -57,14 +57,15 @@ STOPWORDS = frozenset(
 )
 
 
+def stem(word: str) -> str:
+    """The word in lower case with a plural "s" dropped ("mentions" -> "mention"; not "class", not "a.js")."""
+    w = word.lower()
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w
+
+
 def words(text: str) -> set[str]:
-    """Content words, with a plural "s" dropped ("mentions" matches "mention", "lines" matches "line")."""
-    out = set()
-    for w in re.findall(r"[a-z0-9_.\-]+", text.lower()):
-        if w in STOPWORDS:
-            continue
-        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and "." not in w else w)
-    return out
+    """Content words, stemmed ("mentions" matches "mention", "lines" matches "line")."""
+    return {stem(w) for w in re.findall(r"[a-z0-9_.\-]+", text.lower()) if w not in STOPWORDS}
 
 
 def tokens(text: str) -> list[str]:

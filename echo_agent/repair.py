@@ -4,7 +4,8 @@
   "count the lines in inventory.csv"), runs with the task's file instead, and says so in a harness line
   (`[ran with inventory.csv: files.txt does not exist]`, see observation.py).
 - A command whose only unknowns are programs the shell does not have (`list reports`, `kestrel.cfg`) can do
-  nothing, so it is not put to the user: `unknown_programs` names them, and the agent records the step with
+  nothing, so it is not put to the user: the classifier names them (`Risk.only_unknown`), `absence_check` asks the
+  shell, and the agent records the step with
   `[not run: no command named list]` and lets the model try again.
 """
 
@@ -15,7 +16,6 @@ import shlex
 from pathlib import Path
 
 from echo_agent.observation import corrected_marker
-from echo_agent.shell.risk import Risk
 
 _PATH_RE = re.compile(r"(?<![\w./-])([\w.-]*[./][\w./-]*\w)")
 _NOT_A_PATH = re.compile(r"[*?$=%:'\"`\\{}<>|&;]|^-|^\.+/*$|://")
@@ -45,16 +45,6 @@ def fix_missing_file(command: str, task: str, cwd: str | Path) -> tuple[str, str
     wrong, right = missing[0], named[0]
     fixed = re.sub(rf"(?<![\w./-]){re.escape(wrong)}(?![\w./-])", right, command, count=1)
     return (fixed, corrected_marker(right, wrong)) if fixed != command else (command, None)
-
-
-_UNKNOWN_RE = re.compile(r"unknown command '(.+)'")
-
-
-def unknown_programs(risk: Risk) -> list[str]:
-    """The programs a command runs that the classifier does not know, when they are all it found to worry about
-    (no redirection, no known writer); else []."""
-    names = [m.group(1) for m in map(_UNKNOWN_RE.fullmatch, risk.reasons) if m]
-    return names if names and len(names) == len(risk.reasons) and not risk.denied else []
 
 
 def absence_check(names: list[str]) -> str:

@@ -394,3 +394,11 @@ def test_classify_never_raises(command: str) -> None:
     assert risk.reasons
     # the safety net in classify() is for bugs; it must not be what handles ordinary input
     assert not any(reason.startswith("could not analyse") for reason in risk.reasons)
+
+
+def test_only_unknown_names_the_programs_when_they_are_all_that_is_not_read_only():
+    assert classify("list reports").only_unknown == ("list",)
+    assert classify("foo | bar | foo").only_unknown == ("foo", "bar")
+    assert classify("ls; frob").only_unknown == ("frob",)
+    for command in ("foo > x.txt", "foo $(rm -rf x)", "sudo foo", "ls", "rm x"):
+        assert classify(command).only_unknown == (), command

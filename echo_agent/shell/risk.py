@@ -39,7 +39,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from echo_agent.shell.risk_tables import (
     DESTRUCTIVE,
@@ -76,6 +76,9 @@ class Risk:
     """Short human-readable reasons, deny-list reasons first, then the most serious."""
     denied: bool
     """True for the deny list: refused in every mode, even with --yes."""
+    only_unknown: tuple[str, ...] = ()
+    """The programs the classifier does not know, in order, when they are all that makes the command more than
+    read-only (no redirection, no known writer, nothing denied); else empty."""
 
     @property
     def phrase(self) -> str:
@@ -97,7 +100,11 @@ def classify(command: str, extra_read_only: Iterable[str] = ()) -> Risk:
         analysis.script(command)
     except Exception as error:  # noqa: BLE001 - the safety path must fail closed, never crash the agent
         analysis.add(WRITES, f"could not analyse ({type(error).__name__})")
-    return risk_of(analysis.findings)
+    risk = risk_of(analysis.findings)
+    above = sum(f[0] != READ_ONLY for f in analysis.findings)
+    if analysis.unknown and above == len(analysis.unknown):  # each unknown program is one finding
+        risk = replace(risk, only_unknown=tuple(dict.fromkeys(analysis.unknown)))
+    return risk
 
 
 def risk_of(findings: list[Finding]) -> Risk:

@@ -62,6 +62,7 @@ class Analysis:
 
     def __init__(self, extra_read_only: Iterable[str]) -> None:
         self.findings: list[Finding] = []
+        self.unknown: list[str] = []  # programs found by name in no table, each also a finding
         self.extra = [entry.split() for entry in extra_read_only if entry.split()]
         self.depth = 0
 
@@ -242,6 +243,7 @@ class Analysis:
         elif name in SHELLS:
             self.shell(name, args)
         else:
+            self.unknown.append(name)
             self.add(WRITES, f"unknown command '{name}'")
 
     def wrapper(self, name: str, args: list[str]) -> None:

@@ -14,7 +14,8 @@ Sets (`--sets`, comma-separated; all three by default):
 - heldout-seed:    the first tuning wording of every task on the held-out seed (`--heldout-seed`, 1).
 The two held-out sets are never run while a lever is tuned; they are reported apart, and together as `heldout_*`.
 
-Each wording is one episode of `echo_agent.agent.Agent` with `LocalBackend("embedded")`, a real `ShellSession` in
+Each wording is one episode of `echo_agent.agent.Agent` with `LocalBackend("embedded")` and the adapter a fresh
+install runs (the shipped starter; `--adapter none` for the base model alone), a real `ShellSession` in
 the workspace and a fresh `TrajectoryStore` in a temporary home (the user's store is never touched), with the
 assistant's own prompt. It is non-interactive (`SilentUI`, no `--yes`): only read-only commands run.
 - well-formed: the first reply is a command that ran and exited 0, or an answer block;
@@ -481,6 +482,20 @@ def result_line(values: dict) -> str:
         f"{k}=na" if v is None else f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in values.items())
 
 
+def chosen_adapter(choice: str, model: str) -> Path | None:
+    """--adapter: 'starter' is the shipped starter where it was made for `model` (as on a fresh install)."""
+    from echo_agent.updater import registry
+
+    if choice == "none":
+        return None
+    if choice == "starter":
+        row = registry.starter_row(registry.model_identity(model)[1])
+        return Path(row["path"]) if row else None
+    if not registry.adapter_complete(Path(choice)):
+        sys.exit(f"--adapter: {choice} is not a whole adapter directory")
+    return Path(choice)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="the tuning workspace's seed")
@@ -489,8 +504,9 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated task ids or categories (a quick look)")
     parser.add_argument("--max-steps", type=int, default=None, help="replies per task (default: AgentConfig's)")
     parser.add_argument("--model", default="embedded", help="'embedded', a transformers directory or a GGUF file")
-    parser.add_argument("--adapter", type=Path, default=None, help="a LoRA adapter directory to use (e.g. a starter "
-                        "from scripts/make_starter.py)")
+    parser.add_argument("--adapter", default="starter", help="'starter' (the default: what a fresh install runs, the "
+                        "shipped starter where it was made for --model), 'none' (the base model alone), or a LoRA "
+                        "adapter directory (e.g. one from scripts/make_starter.py)")
     parser.add_argument("--json", type=Path, default=None, help="also write every row and the result here")
     parser.add_argument("--verbose", action="store_true", help="print every reply and observation")
     args = parser.parse_args()
@@ -509,8 +525,10 @@ def main() -> None:
         base, home = Path(tmp), Path(tmp) / "home"
         home.mkdir()
         backend = LocalBackend(args.model, device="cpu")
-        if args.adapter is not None:
-            backend.use_adapter(args.adapter)
+        adapter = chosen_adapter(args.adapter, args.model)
+        console.print(literal(f"adapter: {adapter or 'none (the base model alone)'}"))
+        if adapter is not None:
+            backend.use_adapter(adapter)
         with workspace(base, args.seed) as ws:
             check_examples_clean(ws.root)
             plan = {"tune": [(task, w) for task in tasks for w in task.wordings],

@@ -71,21 +71,22 @@ def scripted_replies(script: Path | None) -> list[str]:
 
 def registry_adapter_source(store: TrajectoryStore, model: str | Path, warn: Callable[[str], None]
                             ) -> Callable[[], tuple[str | None, Path | None]]:
-    """The agent's adapter source: the registry's adapter in use, if it was trained on this base model.
+    """The agent's adapter source: the registry's adapter in use on this base model (the newest promoted one,
+    else the shipped starter where it was made for this model).
 
-    An adapter for another base is refused with a message (once per adapter) and the base model is used.
+    A promoted adapter for another base is refused with a message (once per adapter) and the base model is used.
     """
-    from echo_agent.updater.registry import check_adapter, current_adapter, model_identity
+    from echo_agent.updater.registry import adapter_in_use, check_adapter, model_identity
 
     base_hash: list[str] = []
     refused: set[str] = set()
 
     def source() -> tuple[str | None, Path | None]:
-        adapter_id, path = current_adapter(store)
-        if path is None:
-            return None, None
         if not base_hash:
             base_hash.append(model_identity(model)[1])
+        adapter_id, path = adapter_in_use(store, base_hash[0])
+        if path is None:
+            return None, None
         try:
             check_adapter(path, base_hash[0])
         except AdapterError as e:

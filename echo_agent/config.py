@@ -123,7 +123,12 @@ class Settings:
     excluded_dirs: list[str] = setting([])
     """Directories whose steps are stored with trainable=0."""
     # --- updater ---
+    starter_adapter: bool = setting(True)
+    """Use the starter adapter shipped for the embedded model until a cycle promotes one of your own (the first
+    cycle continues from it); false runs the base model alone."""
     lora_r: int = setting(16, lo=1)
+    """LoRA rank of an adapter trained from the base model; a cycle that continues an adapter (the starter
+    included) keeps its rank."""
     lora_alpha: int = setting(32, lo=1)
     duplicate_cap: int = setting(3, lo=1)
     """Identical (command, output, cwd_before) steps labelled per training set."""

@@ -1,6 +1,6 @@
 """Build the starter adapter: the example library's look-ups, really run, learned as whole episodes.
 
-    ECHO_AGENT_CACHE=.cache/test-models .venv/bin/python scripts/make_starter.py [--seeds 100,101] [--epochs 3]
+    ECHO_AGENT_CACHE=.cache/test-models .venv/bin/python scripts/make_starter.py [--seeds 100] [--epochs 1]
         [--limit N] [--out DIR]
 
 For each workspace seed (disjoint from the benchmarks': the assistant benchmark uses 0 and 1, the retrieval bench
@@ -9,7 +9,8 @@ the harness starts the processes it names and sets its variables. Then every lib
 the real agent (the prompt it ships with: listing, worked example, BM25 examples) whose replies are scripted: the
 example's command, then an answer made from the real output. Episodes whose command failed are left out. A LoRA
 adapter is trained on the rest, on environment and action tokens (the replies: what to run, and how to answer),
-and written with the adapter metadata to `--out` (default .cache/starter). `--limit` runs a seeded sample of
+and written in float16 with the adapter metadata to `--out` (default .cache/starter; the package ships
+`echo_agent/data/starter`, which `--out echo_agent/data/starter` replaces). `--limit` runs a seeded sample of
 the library instead of all of it.
 The last 10% of episodes are held out: their env and action CE before and after are printed, then
 
@@ -95,8 +96,8 @@ def record_episodes(store, seed: int, base: Path, examples: list, settings) -> i
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default="100,101", help="comma-separated workspace seeds")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seeds", default="100", help="comma-separated workspace seeds")
+    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--limit", type=int, default=0, help="use only this many library examples (0: all)")
@@ -150,16 +151,21 @@ def main() -> int:
                   if s.steps % 20 == 0 or s.steps == total else None)
     after = (evaluate(model, windows["heldout"], pad)[0], action_ce(windows["heldout"]))
     base_name, base_hash = registry.model_identity("embedded")
-    meta = {"parent_id": None, "base_model": base_name, "base_hash": base_hash, "config": cfg.to_dict(),
+    meta = {"id": registry.STARTER_ID, "parent_id": None, "base_model": base_name, "base_hash": base_hash,
+            "config": cfg.to_dict(),
             "versions": registry.library_versions(), "starter": True,
             "data": {"seeds": args.seeds, "episodes": len(episodes), "heldout_episodes": n_held},
             "metrics": {"heldout_env_ce": {"before": before[0], "after": after[0]},
                         "heldout_action_ce": {"before": before[1], "after": after[1]},
                         "train": {"steps": stats.steps, "tokens": stats.tokens, "seconds": round(stats.seconds, 1)}},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name, param in model.named_parameters():  # shipped in float16: half the size; loading upcasts it
+        if "lora_" in name:
+            param.data = param.data.half()
     if args.out.exists():
         shutil.rmtree(args.out)
     registry.save_adapter(model, args.out.parent, args.out.name, meta)
+    (args.out / "README.md").unlink(missing_ok=True)  # peft's model card template: nothing the package needs
     print(json.dumps(meta["metrics"], indent=1), file=sys.stderr)
     print(f"RESULT episodes={len(episodes)} heldout_env_ce={before[0]:.3f}->{after[0]:.3f} "
           f"heldout_action_ce={before[1]:.3f}->{after[1]:.3f} minutes={(time.monotonic() - t0) / 60:.1f}")

@@ -66,3 +66,26 @@ def tiny_backend(tiny_model_dir: Path):
     from echo_agent.models.local import LocalBackend
 
     return LocalBackend(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture
+def tiny_starter(tiny_model_dir, tmp_path, monkeypatch):
+    """A starter adapter made for the tiny model (random LoRA weights, B not zero so it changes predictions),
+    in place of the shipped one."""
+    import torch
+
+    from echo_agent.updater import registry
+    from echo_agent.updater.cycle import load_for_training
+    from echo_agent.updater.train import TrainConfig
+
+    model, _, _ = load_for_training(tiny_model_dir, None, TrainConfig(lora_r=4, lora_alpha=8), "cpu")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    base_name, base_hash = registry.model_identity(tiny_model_dir)
+    path = registry.save_adapter(model, tmp_path / "data", "starter", {
+        "parent_id": None, "base_model": base_name, "base_hash": base_hash, "starter": True,
+        "metrics": {"heldout_env_ce": {"before": 5.0, "after": 4.0}}})
+    monkeypatch.setattr(registry, "STARTER_DIR", path)
+    return path

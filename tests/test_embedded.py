@@ -73,6 +73,26 @@ def test_a_wrong_tokenizer_fails_loudly():
         embedded.check_tokenizer(Wrong(), where="x.gguf")
 
 
+def test_the_shipped_starter_is_whole_small_and_made_for_the_embedded_model(isolated_home):
+    from peft import LoraConfig
+    from safetensors import safe_open
+
+    from echo_agent.updater import registry
+
+    path = registry.STARTER_DIR
+    assert registry.adapter_complete(path)
+    meta = registry.read_meta(path)
+    assert meta["starter"] is True and meta["parent_id"] is None and meta["base_hash"] == embedded.base_hash()
+    config = LoraConfig.from_pretrained(str(path))  # loads at the dependency floors too
+    assert not config.modules_to_save and not config.use_dora
+    with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    assert sum(p.stat().st_size for p in path.iterdir()) < 8 * 2**20
+    ce = meta["metrics"]["heldout_action_ce"]
+    assert ce["after"] < ce["before"]
+    assert registry.starter_row(embedded.base_hash())["id"] == registry.STARTER_ID
+
+
 @pytest.mark.slow
 def test_embedded_model_converts_once_loads_fast_and_talks(embedded_dir, smollm2_tokenizer):
     from conftest import TEST_CACHE

@@ -422,6 +422,43 @@ def test_the_agent_refuses_an_adapter_trained_on_another_base(store, isolated_ho
     assert len(warnings) == 1 and "trained on other-model" in warnings[0] and "base model" in warnings[0]
 
 
+def test_the_starter_serves_until_a_cycle_promotes_and_the_first_cycle_continues_from_it(
+        filled_store, isolated_home, tiny_model_dir, tiny_starter):
+    base_hash = registry.model_identity(tiny_model_dir)[1]
+    assert registry.adapter_in_use(filled_store, base_hash) == ("starter", tiny_starter)
+    assert registry.adapter_in_use(filled_store, "0" * 64) == (None, None)  # made for another base model
+    assert registry.starter_row(base_hash, enabled=False) is None
+    assert registry.current_adapter(filled_store) == (None, None)  # it is no row of the store
+    report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
+    assert report.status == "promoted"
+    assert get_adapter(filled_store, report.adapter_id)["parent_id"] == "starter"
+    assert registry.read_meta(Path(get_adapter(filled_store, report.adapter_id)["path"]))["config"]["lora_r"] == 4
+    assert registry.read_meta(Path(get_adapter(filled_store, report.adapter_id)["path"]))["parent_id"] == "starter"
+    ce = report.metrics["heldout_ce"]
+    assert ce["current"] != pytest.approx(ce["base"])  # the gate's "current" is the starter, not the base model
+    assert registry.adapter_in_use(filled_store, base_hash)[0] == report.adapter_id
+    registry.rollback(filled_store)
+    assert registry.adapter_in_use(filled_store, base_hash) == ("starter", tiny_starter)
+
+
+def test_switching_the_starter_off_trains_the_first_cycle_from_the_base_model(
+        filled_store, isolated_home, tiny_model_dir, tiny_starter):
+    report = cycle(filled_store, isolated_home, tiny_model_dir, starter_adapter=False, **ACCEPT_ANY)
+    assert get_adapter(filled_store, report.adapter_id)["parent_id"] is None
+    assert report.metrics["heldout_ce"]["current"] == pytest.approx(report.metrics["heldout_ce"]["base"])
+
+
+def test_the_agent_uses_the_starter_only_on_its_own_base_model(store, tiny_model_dir, tiny_starter):
+    from echo_agent.assistant import registry_adapter_source
+
+    warnings: list[str] = []
+    assert registry_adapter_source(store, tiny_model_dir, warnings.append)() == ("starter", tiny_starter)
+    meta = json.loads((tiny_starter / registry.META_FILE).read_text())
+    (tiny_starter / registry.META_FILE).write_text(json.dumps({**meta, "base_hash": "f" * 64}))
+    assert registry_adapter_source(store, tiny_model_dir, warnings.append)() == (None, None)
+    assert warnings == []  # a starter for another model is no error: the base model runs, and nothing is said
+
+
 KILL_AT = (
     "import os, signal, sys\n"
     "from pathlib import Path\n"

@@ -54,6 +54,33 @@ def test_update_then_list_show_rollback(tiny_home, tmp_path):
     assert missing.exit_code == 1 and "no adapter a0042" in missing.output
 
 
+def test_the_starter_is_listed_shown_and_taken_back_to(tiny_home, tiny_starter, tmp_path):
+    listed = runner.invoke(app, ["adapters", "list"])
+    assert "starter" in listed.output and "shipped" in listed.output and "▶" in listed.output
+    assert "5.00→4.00" in listed.output
+    shown = json.loads(runner.invoke(app, ["adapters", "show", "starter"]).output)
+    assert shown["metadata"]["starter"] is True and shown["record"]["path"] == str(tiny_starter)
+    none = runner.invoke(app, ["adapters", "rollback"])
+    assert none.exit_code == 1 and "the starter adapter" in none.output and "is in use" in none.output
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with TrajectoryStore() as store:
+        record_lookups(store, ws, FILES, rounds=2)
+    assert "a0001 promoted" in runner.invoke(app, ["update", "--epochs", "1"]).output
+    as_json = json.loads(runner.invoke(app, ["adapters", "list", "--json"]).output)
+    assert [(a["id"], a["parent_id"]) for a in as_json] == [("starter", None), ("a0001", "starter")]
+    rolled = runner.invoke(app, ["adapters", "rollback"])
+    assert rolled.exit_code == 0 and "now in use: the starter adapter" in rolled.output
+
+
+def test_a_starter_switched_off_is_not_listed(tiny_home, tiny_starter):
+    with open(tiny_home / "config.toml", "a") as f:
+        f.write("starter_adapter = false\n")
+    assert "starter" not in runner.invoke(app, ["adapters", "list"]).output
+    shown = json.loads(runner.invoke(app, ["adapters", "show", "starter"]).output)
+    assert shown["record"]["status"].startswith("not in use")
+
+
 def test_daemon_waits_for_running_episodes_then_trains(tiny_home, tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -179,6 +179,7 @@ class Bench:
         root.mkdir(parents=True, exist_ok=True)
         workspace = build_workspace(self.suite, root / "workspace")
         predictor = self.make_predictor()
+        base_hash = registry.model_identity(self.cfg.model)[1]
         arms: dict[str, dict[str, Any]] = {}
         with ExitStack() as stack:
             measure = stack.enter_context(ShellSession(cwd=workspace))
@@ -189,10 +190,11 @@ class Bench:
                 script = ScriptedPolicy()
                 policy = (ScriptedBackend(script, name="scripted-bench") if self.cfg.policy == BenchPolicy.SCRIPTED
                           else predictor)
-                learning = name == "learning"
 
-                def adapter(store=store, learning=learning):
-                    return registry.current_adapter(store) if learning else (None, None)
+                # Both arms start as a fresh install does (the shipped starter, where it was made for this model);
+                # only the learning arm's store ever gets a promoted adapter.
+                def adapter(store=store):
+                    return registry.adapter_in_use(store, base_hash)
 
                 # With a scripted policy the whole prompt is one short system message: prompt tokens cost training.
                 # The model policy gets the assistant's own prompt, in-context examples included: it must choose.

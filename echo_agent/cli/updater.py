@@ -78,21 +78,29 @@ def adapters_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     from rich.table import Table
 
     from echo_agent.memory.adapters import list_adapters
-    from echo_agent.updater.registry import current_adapter
+    from echo_agent.updater.registry import configured_starter, current_adapter
 
     with open_store(db) as store:
         rows = list_adapters(store)
         in_use, _ = current_adapter(store)
+        starter = configured_starter(store.settings)
+    if starter is not None:
+        rows.insert(0, starter)
+        in_use = in_use or starter["id"]
     if as_json:
         print_json(rows)
         return
-    table = Table(title="adapters (▶ in use; CE in nats per env token)",
-                  caption="lost: older recallable steps the candidate lost / had")
+    caption = "lost: older recallable steps the candidate lost / had"
+    if starter is not None:
+        caption += "; starter: shipped with echo-agent (CE on its own held-out episodes)"
+    table = Table(title="adapters (▶ in use; CE in nats per env token)", caption=caption)
     for col in ("", "id", "status", "parent", "data to", "held-out CE", "probe CE", "lost"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         m = r.get("metrics") or {}
         h, p, k = m.get("heldout_ce", {}), m.get("probe_ce", {}), m.get("retention", {})
+        if "heldout_env_ce" in m:  # the starter's own metrics
+            h = {"current": m["heldout_env_ce"]["before"], "candidate": m["heldout_env_ce"]["after"]}
         table.add_row("▶" if r["id"] == in_use else "", r["id"], r["status"], r["parent_id"] or "",
                       str(r["trained_through_seq"]), f"{h['current']:.2f}→{h['candidate']:.2f}" if h else "",
                       f"{p['base']:.2f}→{p['candidate']:.2f}" if p else "",
@@ -101,14 +109,17 @@ def adapters_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
 
 
 @adapters_app.command("show")
-def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.g. a0003.")], db: DbOpt = None) -> None:
+def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.g. a0003, or starter.")], db: DbOpt = None) -> None:
     """One adapter's record and metadata (base model, config, data range, metrics, library versions)."""
     from echo_agent.errors import AdapterError
     from echo_agent.memory.adapters import get_adapter
-    from echo_agent.updater.registry import read_meta
+    from echo_agent.updater.registry import STARTER_DIR, STARTER_ID, configured_starter, read_meta
 
     with open_store(db) as store:
         row = get_adapter(store, adapter_id)
+        if row is None and adapter_id == STARTER_ID:
+            row = configured_starter(store.settings) or {"id": STARTER_ID, "path": str(STARTER_DIR), "status": (
+                "not in use: switched off by the starter_adapter setting, missing, or made for another model")}
     if row is None:
         raise AdapterError(f"no adapter {adapter_id}; `echo-agent adapters list` shows them")
     out = {"record": row}
@@ -132,11 +143,13 @@ def adapters_promote(adapter_id: Annotated[str, typer.Argument(help="Adapter id 
 
 @adapters_app.command("rollback")
 def adapters_rollback(db: DbOpt = None) -> None:
-    """Retire the adapter in use; the previously promoted one (or the base model) takes over."""
-    from echo_agent.updater.registry import rollback
+    """Retire the adapter in use; the previously promoted one (or the starter, or the base model) takes over."""
+    from echo_agent.updater.registry import configured_starter, rollback
 
     with open_store(db) as store:
         retired, now = rollback(store)
+        if now is None and configured_starter(store.settings):
+            now = "the starter adapter"
     typer.echo(f"retired {retired}; now in use: {now or 'the base model'}")
 
 

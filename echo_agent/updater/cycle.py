@@ -141,6 +141,8 @@ def run_cycle(
                 registry.check_adapter(Path(current["path"]), base_hash)
             except AdapterError as e:
                 return CycleReport(CycleStatus.REJECTED, message=str(e))
+        else:  # the first cycle on the embedded model continues from the shipped starter
+            current = registry.starter_row(base_hash, settings.starter_adapter)
         since = current["trained_through_seq"] if current else 0
 
         say("loading", {"model": str(model), "adapter": current["id"] if current else None})
@@ -171,13 +173,19 @@ def run_cycle(
         decision = gate(baseline, candidate, settings)
         metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
         meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
-                "config": cfg.to_dict(), "metrics": metrics, "versions": registry.library_versions(),
+                "config": trained_config(cfg, peft_model), "metrics": metrics, "versions": registry.library_versions(),
                 "data": {"since_seq": since, "trained_through_seq": data.trained_through_seq,
                          "train_steps": len(data.train_step_ids), "heldout_episodes": data.heldout_episode_ids},
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision), metrics, decision)
+
+
+def trained_config(cfg: TrainConfig, peft_model: Any) -> dict[str, Any]:
+    """The training config as it was: a continued adapter keeps its parent's rank, whatever `lora_r` says."""
+    lora = peft_model.peft_config[peft_model.active_adapter]
+    return {**cfg.to_dict(), "lora_r": lora.r, "lora_alpha": lora.lora_alpha}
 
 
 def persist(store: TrajectoryStore, peft_model: Any, path: Path, meta: dict[str, Any], decision: Decision,

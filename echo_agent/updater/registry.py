@@ -7,7 +7,10 @@ of dead processes are removed by the next cycle.
 
 Statuses: candidate (being evaluated), promoted (passed the gate), rejected (failed it), retired (rolled back),
 stale (trained on a step the user forgot). The adapter in use is the newest promoted one whose directory is
-intact; a rollback retires it, so the one before takes over.
+intact; a rollback retires it, so the one before takes over. With none promoted, the starter adapter the package
+ships (`echo_agent/data/starter/`, built by `scripts/make_starter.py`) is in use where it was made for the loaded
+base model and the `starter_adapter` setting is on; the first cycle continues from it. It is no row in the store:
+`starter_row` describes it as one.
 """
 
 from __future__ import annotations
@@ -19,20 +22,23 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from echo_agent.errors import AdapterError
+from echo_agent.errors import AdapterError, EchoAgentError
 from echo_agent.memory.adapters import get_adapter, list_adapters, set_status
 from echo_agent.memory.store import pid_alive
 from echo_agent.records import AdapterStatus
 
 if TYPE_CHECKING:
+    from echo_agent.config import Settings
     from echo_agent.memory.store import TrajectoryStore
 
-__all__ = ["AdapterError", "adapter_complete", "check_adapter", "current_adapter", "current_adapter_row", "promote",
-           "rollback", "save_adapter"]
+__all__ = ["STARTER_ID", "AdapterError", "adapter_complete", "adapter_in_use", "check_adapter", "configured_starter", "current_adapter",
+           "current_adapter_row", "promote", "rollback", "save_adapter", "starter_row"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 META_FILE = "echo_adapter.json"
 META_VERSION = 1
+STARTER_ID = "starter"
+STARTER_DIR = Path(__file__).resolve().parent.parent / "data" / "starter"
 _META_DEFAULTS: dict[str, Any] = {"meta_version": 1, "parent_id": None, "metrics": {}, "config": {}, "data": {},
                                   "versions": {}}
 
@@ -145,6 +151,37 @@ def current_adapter_row(store: TrajectoryStore) -> dict | None:
     return None
 
 
+def starter_row(base_hash: str, enabled: bool = True) -> dict | None:
+    """The shipped starter adapter, as an adapter row, when it is enabled, whole and made for this base model."""
+    if not enabled or not adapter_complete(STARTER_DIR):
+        return None
+    meta = read_meta(STARTER_DIR)
+    if meta.get("base_hash") != base_hash:
+        return None
+    return {"id": STARTER_ID, "parent_id": None, "base_model": meta.get("base_model"), "base_hash": base_hash,
+            "path": str(STARTER_DIR), "status": "shipped", "trained_through_seq": 0, "n_env_tokens": 0,
+            "metrics": meta.get("metrics", {})}
+
+
+def configured_starter(settings: Settings) -> dict | None:
+    """`starter_row` for the configured model; None also where that model cannot be found (its loading says so)."""
+    if not settings.starter_adapter or not adapter_complete(STARTER_DIR):
+        return None
+    try:
+        base_hash = model_identity(settings.model)[1]
+    except (OSError, EchoAgentError):
+        return None
+    return starter_row(base_hash)
+
+
+def adapter_in_use(store: TrajectoryStore, base_hash: str) -> tuple[str | None, Path | None]:
+    """(id, path) of what the agent runs with on this base model: the newest promoted adapter, else the starter
+    (see `starter_row`), else (None, None) for the base model alone. A promoted adapter for another base model
+    is returned as it is: `check_adapter` says why it cannot be used."""
+    row = current_adapter_row(store) or starter_row(base_hash, store.settings.starter_adapter)
+    return (row["id"], Path(row["path"])) if row else (None, None)
+
+
 def promote(store: TrajectoryStore, adapter_id: str) -> None:
     """Make `adapter_id` the adapter in use (by hand: the gate is the user's call here). Promoting an older
     adapter retires the newer promoted ones, so it becomes the newest in use; both changes are one transaction."""
@@ -163,7 +200,9 @@ def rollback(store: TrajectoryStore) -> tuple[str, str | None]:
     """Retire the adapter in use; returns (retired id, id now in use or None for the base model)."""
     current = current_adapter_row(store)
     if current is None:
-        raise AdapterError("no promoted adapter to roll back; the base model is in use")
+        what = ("the starter adapter (starter_adapter = false in config.toml runs the base model alone)"
+                if configured_starter(store.settings) else "the base model")
+        raise AdapterError(f"no promoted adapter to roll back; {what} is in use")
     set_status(store, {current["id"]: AdapterStatus.RETIRED})
     now_id, _ = current_adapter(store)
     return current["id"], now_id

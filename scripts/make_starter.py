@@ -94,6 +94,27 @@ def record_episodes(store, seed: int, base: Path, examples: list, settings) -> i
     return kept
 
 
+ALWAYS_KEPT = ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
+               "fan_in_fan_out", "inference_mode", "base_model_name_or_path")
+
+
+def portable_config(path: Path, base_name: str) -> None:
+    """Leave in adapter_config.json only what differs from peft's defaults (and the keys every version has): the
+    file ships, and a peft as old as the dependency floor refuses keys it does not know. The base model is named,
+    not given as this machine's path to it."""
+    from peft import LoraConfig
+
+    file = path / "adapter_config.json"
+    config = json.loads(file.read_text())
+    defaults = json.loads(json.dumps(LoraConfig().to_dict(), default=lambda v: sorted(v) if isinstance(v, set)
+                                     else str(v)))
+    kept = {k: v for k, v in config.items() if k in ALWAYS_KEPT or k not in defaults or v != defaults[k]}
+    kept["base_model_name_or_path"] = base_name
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept, indent=2, sort_keys=True))
+    os.replace(tmp, file)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="100", help="comma-separated workspace seeds")
@@ -166,6 +187,7 @@ def main() -> int:
         shutil.rmtree(args.out)
     registry.save_adapter(model, args.out.parent, args.out.name, meta)
     (args.out / "README.md").unlink(missing_ok=True)  # peft's model card template: nothing the package needs
+    portable_config(args.out, base_name)
     print(json.dumps(meta["metrics"], indent=1), file=sys.stderr)
     print(f"RESULT episodes={len(episodes)} heldout_env_ce={before[0]:.3f}->{after[0]:.3f} "
           f"heldout_action_ce={before[1]:.3f}->{after[1]:.3f} minutes={(time.monotonic() - t0) / 60:.1f}")

@@ -109,7 +109,8 @@ def adapters_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
 
 
 @adapters_app.command("show")
-def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.g. a0003, or starter.")], db: DbOpt = None) -> None:
+def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.g. a0003, or starter.")],
+                  db: DbOpt = None) -> None:
     """One adapter's record and metadata (base model, config, data range, metrics, library versions)."""
     from echo_agent.errors import AdapterError
     from echo_agent.memory.adapters import get_adapter

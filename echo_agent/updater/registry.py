@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from echo_agent.config import Settings
     from echo_agent.memory.store import TrajectoryStore
 
-__all__ = ["STARTER_ID", "AdapterError", "adapter_complete", "adapter_in_use", "check_adapter", "configured_starter", "current_adapter",
-           "current_adapter_row", "promote", "rollback", "save_adapter", "starter_row"]
+__all__ = ["STARTER_ID", "AdapterError", "adapter_complete", "adapter_in_use", "check_adapter", "configured_starter",
+           "current_adapter", "current_adapter_row", "promote", "rollback", "save_adapter", "starter_row"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 META_FILE = "echo_adapter.json"

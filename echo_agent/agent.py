@@ -29,6 +29,7 @@ from echo_agent.config import Settings
 from echo_agent.errors import TaskError
 from echo_agent.grounding import ground
 from echo_agent.interaction import UI, SilentUI, UserQuit
+from echo_agent.memory.adapters import recall_exclusions
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource
@@ -171,6 +172,7 @@ class Agent:
         self.ui = ui or SilentUI()
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
         self.adapter_id: str | None = None
+        self._unsure: set[tuple[str, str | None]] = set()  # look-ups the adapter in use would recall wrong
         self.always: set[str] = set()  # commands approved with [a]lways this session
         self.declined: list[str] = []  # commands the user said no to in this episode
         self._task = ""
@@ -319,8 +321,8 @@ class Agent:
         if self.config.verify == Verify.ALL:  # calibration: full prediction, always executed, compared
             record(shell_result=self._run(command), prediction=recall.predict(self.predictor, messages, reply))
             return
-        if not self._stable(command):  # never recalled: not worth a prediction
-            record(shell_result=self._run(command))
+        if not self._stable(command) or (command, self.shell.cwd) in self._unsure:
+            record(shell_result=self._run(command))  # never recalled here: not worth a prediction
             return
         pred = recall.predict(self.predictor, messages, reply, min_logprob=threshold)
         if not pred.confident(threshold):
@@ -405,6 +407,8 @@ class Agent:
             current = backend.adapter
             if want != (Path(current) if current else None):
                 backend.use_adapter(path)
+        if adapter_id != self.adapter_id and self.store is not None:
+            self._unsure = recall_exclusions(self.store, adapter_id)
         self.adapter_id = adapter_id
 
     def _earlier_turns(self, parent_episode_id: str | None) -> list:

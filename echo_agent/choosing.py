@@ -46,6 +46,8 @@ def _names(text: str) -> list[str]:
     out: list[str] = []
     for w in _WORD_RE.findall(text):
         w = w.rstrip(".")
+        if len(w) == 1 and w.isalpha():  # the "s" of "commit's", not a name
+            continue
         if w.lower() not in STOPWORDS and w.lower() not in GENERIC and w not in out:
             out.append(w)
     return out
@@ -55,8 +57,8 @@ def adapt(example_task: str, example_command: str, task: str, exists: Callable[[
           ) -> str | None:
     """The example's command with its names swapped for the task's, or None when they do not line up.
 
-    The example's names are the words its task and its command share; the task's are its words the example's task
-    lacks. Paths swap for paths and words for words, in the order they are written. Paths must pair up one to
+    The example's names are the words its task and its command share, except those the task names too (they stay);
+    the task's are its words the example's task lacks. Paths swap for paths and words for words, in the order they are written. Paths must pair up one to
     one. With no word to swap, the task's other words are only wording; with more of the task's words than the
     example's, those that name something that `exists` (here, in the working directory) are the ones to swap."""
     try:
@@ -68,7 +70,8 @@ def adapt(example_task: str, example_command: str, task: str, exists: Callable[[
                                                                        and command_words[0] in SUBCOMMANDS)}
     in_command = {stem(w) for cw in command_words if cw not in fixed for w in [cw, *_PART_RE.findall(cw)]}
     seen = {stem(w) for w in _names(example_task)}
-    slots = [w for w in _names(example_task) if stem(w) in in_command]
+    kept = {stem(w) for w in _names(task)}  # a name the task shares stays as it is ("version" for "version")
+    slots = [w for w in _names(example_task) if stem(w) in in_command and stem(w) not in kept]
     fills = [w for w in _names(task) if stem(w) not in seen]
     adapted = example_command
     for want_path in (True, False):
@@ -125,13 +128,24 @@ def degenerate(command: str) -> bool:
     return len(words) >= 8 and len(set(words)) * 3 <= len(words)
 
 
+_QUOTED_RE = re.compile(r"`([^`\n]+)`")
+
+
+def quoted_commands(task: str) -> list[str]:
+    """Commands the task quotes in backticks ("how many nodes does `./clusterctl status` report")."""
+    return list(dict.fromkeys(q.strip() for q in _QUOTED_RE.findall(task) if q.strip()))
+
+
 def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Path,
                runnable: Callable[[str], bool] = lambda _: True) -> list[str]:
-    """The commands to choose among, the model's own first (unless it is degenerate), each distinct. Then, as
-    long as some are left: no look-up naming a path missing in `cwd` (an action may name one it is about to
-    make); none that `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up);
-    and, when the task names something that is here, only those that name it too."""
+    """The commands to choose among, the model's own first (unless it is degenerate), each distinct. A task that
+    quotes commands in backticks gets those alone: the person said what to run. Then, as long as some are left:
+    no look-up naming a path missing in `cwd` (an action may name one it is about to make); none that
+    `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up); and, when the
+    task names something that is here, only those that name it too."""
     here = Path(cwd)
+    if quoted := quoted_commands(task):
+        return quoted
     found = [] if degenerate(own) else [own]
     for example_task, example_command in prompt_examples(prompt):
         adapted = adapt(example_task, example_command, task, lambda name: (here / name).exists())

@@ -160,6 +160,10 @@ class Settings:
     """A command is recalled only after its newest this-many runs in the same directory printed one and the same
     output: a command whose output changes (`ls` of a busy directory, `git status`) is always run, and a fact seen
     once is not trusted yet."""
+    recall_check_lookups: int = setting(64, lo=0)
+    """Look-ups a new adapter is checked on before it serves: the newest of those the agent may recall. One that
+    the adapter would recall confidently wrong (teacher-forced on its stored output) is always run under that
+    adapter (0: no check)."""
 
     def __post_init__(self) -> None:
         """Every value of the type its default has and within its bounds, and every redaction pattern a valid

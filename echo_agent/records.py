@@ -61,3 +61,20 @@ class AdapterStatus(StrEnum):
 def task_identity(task: str) -> str:
     """A task's identity for per-task statistics and comparisons: lower-cased, whitespace collapsed."""
     return " ".join(task.lower().split())
+
+
+ANSWER_SOURCES = ("memory", "recall", "executed")
+"""Where an episode's answer came from: no retrieval at all (the model's memory), recalled retrievals only, or at
+least one executed retrieval (a verification run counts: the command ran)."""
+
+
+def answer_source(executed: int, recalled: int) -> str:
+    """The ANSWER_SOURCES entry of an episode that executed and recalled this many retrievals."""
+    return "executed" if executed else "recall" if recalled else "memory"
+
+
+def same_answer(a: str | None, b: str | None) -> bool:
+    """Two answers agree: equal once case, whitespace and closing punctuation are set aside."""
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split()).rstrip(".!")
+    return a is not None and b is not None and norm(a) == norm(b)

@@ -39,6 +39,8 @@ class TranscriptMessage:
     content: str
     env_spans: list[tuple[int, int]] = field(default_factory=list)
     """[start, end) character spans of `content` that are environment text."""
+    action: bool = False
+    """An assistant reply the `env+action` objective trains on (`render`'s `actions` rule)."""
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -51,6 +53,10 @@ def is_trainable(step: Step) -> bool:
     """The default labelling rule: executed steps stored with trainable=1."""
     return bool(step.get("trainable", 1)) and step.get("source", "executed") != "recalled"
 
+
+def worked(step: Step) -> bool:
+    """A reply worth imitating: its command ran (not declined, denied or recalled) and exited 0."""
+    return is_trainable(step) and step.get("command") is not None and step.get("exit_code") == 0
 
 def observation_message(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> TranscriptMessage:
     """The `tool` message for one step: output (context-capped), harness lines, status line; with spans."""
@@ -124,13 +130,17 @@ class Rendered:
 
 
 def _turn(episode: Mapping[str, Any], steps: Iterable[Step], labelled: Callable[[Step], bool],
-          settings: Settings | None, out: Rendered, own: bool) -> None:
+          settings: Settings | None, out: Rendered, own: bool,
+          actions: Callable[[Step], bool] | None = None) -> None:
     out.messages.append(TranscriptMessage("user", episode["task"]))
     out.owners.append(None)
     for step in steps:
-        msgs = step_messages(step, labelled=labelled(step), settings=settings)
+        lab = labelled(step)  # once: the updater's rule counts what it labels
+        msgs = step_messages(step, labelled=lab, settings=settings)
         if own:
             out.step_starts.append(len(out.messages))
+            if actions is not None and msgs[0].role == "assistant":
+                msgs[0].action = lab and actions(step)
         out.messages += msgs
         out.owners += [step.get("id") if own else None] * len(msgs)
 
@@ -139,6 +149,7 @@ def render(
     episode: Mapping[str, Any], steps: Sequence[Step],
     earlier_turns: Sequence[tuple[Mapping[str, Any], Sequence[Step]]] = (), *,
     labelled: Callable[[Step], bool] = is_trainable, settings: Settings | None = None,
+    actions: Callable[[Step], bool] | None = None,
 ) -> Rendered:
     """An episode as chat messages: prompt, (earlier chat turns,) task, then each step's messages.
 
@@ -146,7 +157,9 @@ def render(
     the first turn's; each earlier turn ends with its stored answer as an assistant message, as the user saw
     it. Earlier turns carry spans too; a consumer that left-truncates them may drop those.
     `labelled(step)` decides which steps get env spans (default: `is_trainable`); the updater may pass its
-    own rule (e.g. the duplicate cap).
+    own rule (e.g. the duplicate cap). `actions(step)` marks which of this episode's labelled replies are
+    `action` messages (the updater passes `worked`); None marks every assistant message, prompt examples and
+    earlier answers included (the starter's recipe).
     """
     first = earlier_turns[0][0] if earlier_turns else episode
     prompt = prompt_messages(first.get("prompt"))
@@ -156,8 +169,11 @@ def render(
         if ep.get("answer"):
             out.messages.append(TranscriptMessage("assistant", ep["answer"]))
             out.owners.append(None)
-    _turn(episode, steps, labelled, settings, out, own=True)
+    _turn(episode, steps, labelled, settings, out, own=True, actions=actions)
     out.prefix = out.step_starts[0] if out.step_starts else len(out.messages)
+    if actions is None:
+        for m in out.messages:
+            m.action = m.role == "assistant"
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 from collections import Counter
@@ -19,8 +20,8 @@ from echo_agent.config import Settings
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
 
-RESULT_RE = re.compile(r"^RESULT learning_ratio=(\S+) frozen_ratio=(\S+) accuracy=(\S+) paraphrased_ratio=(\S+) "
-                       r"minutes=\d+\.\d$", re.MULTILINE)
+RESULT_RE = re.compile(r"^RESULT learning_ratio=(\S+) frozen_ratio=(\S+) accuracy=(\S+) frozen_accuracy=(\S+) "
+                       r"paraphrased_ratio=(\S+) rounds=(\d+) minutes=\d+\.\d$", re.MULTILINE)
 
 
 def _tree(root):
@@ -181,6 +182,7 @@ def test_confident_recall_replaces_look_ups_and_the_report_says_so(tmp_path):
     r1, r2 = report["arms"]["frozen"]["rounds"]
     n_lookups = sum(len(t.commands) for t in suite.tasks)
     assert r1["recalls"] == n_lookups == r1["recalls_exact"] and r1["executed"] == 0 and r1["accuracy"] == 1.0
+    assert r1["answers"]["recall"] == {"tasks": 4, "right": 4}  # every answer from recalled look-ups only
     # Round 2: repeated tasks are still recalled; the paraphrased commands are unknown, so they run.
     assert r2["executed_per_task_repeated"] == 0 and r2["executed_per_task_paraphrased"] == 1.0
     assert r2["accuracy"] == 1.0 and r1["complete"] and r2["complete"]
@@ -194,6 +196,7 @@ def test_confident_recall_replaces_look_ups_and_the_report_says_so(tmp_path):
 
     line = result_line(blind)
     assert RESULT_RE.search(line) and "learning_ratio=na" in line and "frozen_ratio=1.000" in line
+    assert "rounds=2 " in line and "frozen_accuracy=1.000" in line and "accuracy=na" in line
     assert rounds_table(report).row_count == 2
     assert plot(report, tmp_path / "p.png").stat().st_size > 1000
 
@@ -277,6 +280,10 @@ def test_model_policy_checks_the_models_answer(tmp_path):
     cfg = BenchConfig(rounds=1, tasks=2, arms=("frozen",), policy="model", out_dir=tmp_path / "b")
     (r1,) = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(model)).run()["arms"]["frozen"]["rounds"]
     assert r1["passed"] == [0] and r1["accuracy"] == 0.5 and r1["executed"] == 2
+    # Both answers came from executed look-ups; with the model in charge every task repeats as the same question.
+    assert r1["answers"] == {"memory": {"tasks": 0, "right": 0}, "recall": {"tasks": 0, "right": 0},
+                             "executed": {"tasks": 2, "right": 1}}
+    assert r1["executed_per_task_repeated"] == 1.0 and math.isnan(r1["executed_per_task_paraphrased"])
     # The model chooses its commands, so it gets the assistant's own prompt with its in-context examples.
     assert sum(m["role"] == "assistant" for m in prompts[0]) >= 2 and prompts[0][0]["content"] != BENCH_SYSTEM_PROMPT
 

@@ -25,6 +25,11 @@ from echo_agent.shell import ShellSession
      None),
     # a program or a subcommand is never what gets swapped
     ("which branch am I working on", "git branch --show-current", "write out", "git branch --show-current"),
+    # a name the task shares stays; the "s" of a possessive is no name ("%s" is not the task's "say")
+    ("what version is set in setup.cfg", "grep -n version setup.cfg", "what version is set in app.conf",
+     "grep -n version app.conf"),
+    ("show the latest commit's message", "git log -1 --format=%s", "what does the latest commit message say",
+     "git log -1 --format=%s"),
 ])
 def test_adapt_swaps_the_examples_names_for_the_tasks(example, command, task, want):
     assert adapt(example, command, task, lambda name: name in {"tools", "media", "logs"}) == want
@@ -61,6 +66,14 @@ class Scores(ScriptedBackend):
 
     def score(self, messages, role, text):
         return [0.0 if self.best in text else -3.0] * max(1, len(text.split()))
+
+
+def test_a_command_the_task_quotes_in_backticks_is_the_candidate(tmp_path):
+    prompt = [{"role": "user", "content": "how many lines are in a.txt"},
+              {"role": "assistant", "content": "```bash\nwc -l a.txt\n```"}]
+    task = "how many nodes does `./clusterctl status` report, and what does `./clusterctl region` say"
+    assert candidates(task, prompt, "nproc", tmp_path) == ["./clusterctl status", "./clusterctl region"]
+    assert candidates("how many nodes are there", prompt, "nproc", tmp_path) == ["nproc"]
 
 
 def test_choose_takes_the_best_scored_command_first_on_a_tie():

@@ -219,3 +219,24 @@ def test_each_session_draws_its_own_start_unless_seeded():
 
     assert start(3) == start(3)
     assert len({start(None) for _ in range(5)}) == 5  # one-task sessions do not all skip the same recalls
+
+
+def test_a_look_up_the_adapters_recall_check_found_wrong_is_run_under_that_adapter(ws, store):
+    from echo_agent.memory import adapters, queries
+
+    run_episode(ws, store, {}, history=2, recall=False)
+    (lookup,) = queries.recallable_lookups(store, min_runs=2, limit=10)  # the newest of its agreeing runs
+    assert lookup["command"] == "cat app.conf" and lookup["cwd_before"] == str(ws)
+    assert queries.recallable_lookups(store, min_runs=5, limit=10) == []
+    check = {"threshold": -0.5, "checked": 1, "wrong": [{"command": "cat app.conf", "cwd": str(ws),
+                                                         "step_id": lookup["id"], "logprob": -0.01}]}
+    adapters.insert_adapter(store, id="a0001", base_model="m", base_hash="h", path="/nowhere", status="promoted",
+                            metrics={"recall_check": check})
+    known = {"cat app.conf": (CONF + "[exit 0]", -0.01)}
+    for adapter_id, ran in (("a0001", ["cat app.conf"]), ("starter", [])):
+        with CountingShell(cwd=ws) as shell:
+            agent = Agent(ScriptedBackend(["```bash\ncat app.conf\n```", "```answer\n8123\n```"], known), shell,
+                          store, config=AgentConfig(examples=0, recall_threshold=-0.5, verify="none"),
+                          adapter=lambda a=adapter_id: (a, None))
+            steps = store.episode_steps(agent.run("what port").episode_id)
+        assert shell.ran == ran and steps[0]["source"] == ("executed" if ran else "recalled")

@@ -13,14 +13,14 @@ from echo_agent.memory.store import TrajectoryStore
 from echo_agent.stats import adapter_history, collect, lookup_history, plot_stats, recall_precision
 
 
-def _episode(store, session, task, steps):
+def _episode(store, session, task, steps, answer="1"):
     eid = store.start_episode(session, task, [])
     for s in steps:
         store.record_step(eid, reply=f"```bash\n{s.get('command', 'cat a')}\n```", command=s.get("command", "cat a"),
                           output="port = 1\n", status="[exit 0]", kind=s.get("kind", "retrieval"),
                           source=s.get("source", "executed"), verified=s.get("verified"),
                           confidence_min=s.get("confidence_min"))
-    store.finish_episode(eid, "done", "1")
+    store.finish_episode(eid, "done", answer)
     return eid
 
 
@@ -53,6 +53,30 @@ def test_look_ups_per_repeated_task_over_time(store):
     assert [e["recalled"] for e in port["episodes"]] == [0, 1, 2]
     assert port["first_executed"] == 2 and port["last_executed"] == 0 and port["recalled_total"] == 3
     assert [t["task"] for t in lookup_history(store, min_episodes=1)][-1] == "once only"
+
+
+def test_answers_by_source_are_checked_against_the_answer_last_looked_up(isolated_home, tmp_path):
+    with TrajectoryStore(tmp_path / "split.db") as s:
+        sid = s.start_session()
+        _episode(s, sid, "who owns it", [], answer="nobody")  # from memory, with no known answer yet
+        _episode(s, sid, "what port?", [{}], answer="The port is 1.")  # looked up: the known answer
+        _episode(s, sid, "what port?", [{"source": "recalled"}], answer="the port is 1")  # agrees
+        _episode(s, sid, "what port?", [], answer="The port is 9.")  # from memory, wrong
+        _episode(s, sid, "who owns it", [{}], answer="ana")
+        tasks = {t["task"]: t for t in lookup_history(s)}
+        port = tasks["what port?"]
+        assert [(e["source"], e["agrees"]) for e in port["episodes"]] == [
+            ("executed", None), ("recall", True), ("memory", False)]
+        assert port["answers"] == {"memory": 1, "recall": 1, "executed": 1} and (port["agreed"], port["checked"]) == (1, 2)
+        assert [e["agrees"] for e in tasks["who owns it"]["episodes"]] == [None, None]
+        stats = collect(s)
+        assert stats["answers"] == {"memory": 2, "recall": 1, "executed": 2, "checked": 2, "agreed": 1,
+                                    "accuracy": 0.5}
+        assert plot_stats(stats, tmp_path / "split.png").stat().st_size > 1000
+    table = CliRunner().invoke(app, ["stats", "--db", str(tmp_path / "split.db")])
+    assert table.exit_code == 0, table.output
+    out = " ".join(table.output.split())
+    assert "2 from memory, 1 from recall, 2 from executed look-ups" in out and "1/2 = 50% agree" in out
 
 
 def test_recall_precision_counts_only_confident_verified_predictions(store):

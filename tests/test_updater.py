@@ -254,6 +254,9 @@ def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_
     assert report.status == "promoted" and report.adapter_id == "a0001"
     row = get_adapter(filled_store, "a0001")
     assert row["status"] == "promoted" and row["metrics"]["heldout_ce"]["candidate"] > 0
+    # The promoted adapter was checked on every look-up the agent may recall (each file read 3 times, one output).
+    check = row["metrics"]["recall_check"]
+    assert check["checked"] == len(FILES) and isinstance(check["wrong"], list)
     path = Path(row["path"])
     assert registry.adapter_complete(path)
     meta = registry.read_meta(path)
@@ -520,3 +523,55 @@ def test_a_cycle_killed_while_recording_its_verdict_records_none_of_it(filled_st
     report = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
     assert get_adapter(filled_store, "a0001")["status"] == "rejected" and report.adapter_id == "a0002"
     assert filled_store.conn.execute("SELECT count(*) FROM adapter_step WHERE adapter_id='a0002'").fetchone()[0] > 0
+
+
+def test_confidently_wrong_follows_the_greedy_path_of_each_step(monkeypatch):
+    """A step is wrong when, while every real token so far is the confident argmax, another token wins with a
+    log-prob over the threshold; a real token under the threshold first makes it safe (recall stops there)."""
+    import torch
+
+    from echo_agent.updater import train as train_mod
+    from echo_agent.updater.dataset import Window
+
+    V = 8
+    # Window tokens 0..6: positions 1-2 are step "right", 3-4 step "wrong", 5-6 step "stops".
+    ids = [0, 1, 2, 3, 4, 5, 6]
+    env = [False, True, True, True, True, True, True]
+    steps = [None, "right", "right", "wrong", "wrong", "stops", "stops"]
+    window = Window(ids, env, [False] * 7, steps, "e")
+    top = {1: (1, 0.99), 2: (2, 0.99), 3: (3, 0.99), 4: (7, 0.97), 5: (5, 0.5), 6: (7, 0.99)}
+    rows = []
+    for t in range(1, 7):
+        tok, p = top[t]
+        probs = torch.full((V,), (1 - p) / (V - 1))
+        probs[tok] = p
+        rows.append(probs.log())
+    monkeypatch.setattr(train_mod, "logits_at", lambda model, b, keep: torch.stack(rows))
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    wrong = train_mod.confidently_wrong(Model(), [window], pad_id=0, threshold=-0.1)
+    assert set(wrong) == {"wrong"} and wrong["wrong"] == pytest.approx(torch.tensor(0.97).log().item(), abs=1e-5)
+    assert train_mod.confidently_wrong(Model(), [window], pad_id=0, threshold=-0.01) == {}  # 0.97 is not sure
+
+
+def test_cycle_action_tokens_are_the_replies_that_ran_and_exited_0(store, tmp_path, smollm2_tokenizer):
+    """env+action trains on the replies whose command ran and exited 0: not a failing command, not the prompt's
+    examples."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.conf").write_text("port = 1\n")
+    with ShellSession(cwd=ws) as shell:
+        for _ in range(3):
+            replies = ["```bash\ncat missing.conf\n```", "```bash\ncat a.conf\n```", "```answer\n1\n```"]
+            prompt = [{"role": "system", "content": "sys"}, {"role": "user", "content": "example task"},
+                      {"role": "assistant", "content": "```bash\nls\n```"}]
+            Agent(ScriptedBackend(replies), shell, store, config=AgentConfig(examples=0, prompt=prompt,
+                                                                            repair=False)).run("show a.conf")
+    data = select_cycle_data(store, smollm2_tokenizer, since_seq=0, settings=Settings(heldout_fraction=0.1))
+    for w in data.train:
+        acted = smollm2_tokenizer.decode([t for t, a in zip(w.input_ids, w.action_mask, strict=True) if a])
+        assert "cat a.conf" in acted and "missing.conf" not in acted and "ls" not in acted.split()

@@ -22,9 +22,10 @@ def rounds_table(report: dict[str, Any]) -> Table:
                         f"{cfg['policy']}, verify {cfg['verify']}, threshold {report['threshold']:g}, "
                         f"{cfg['epochs']} epochs/cycle")
     # executed = executed retrievals per task (verification runs count): all tasks, repeated, paraphrased.
-    # exact = recalls whose prediction equals the real output; precision = the agent's verification sample.
+    # exact = recalls whose prediction equals the real output; precision = the agent's verification sample;
+    # answers from = memory (no look-up) / recall only / executed look-ups, with how many of each were right.
     for col in ("arm", "round", "tasks", "executed", "repeated", "paraphrased", "recalls", "exact", "precision",
-                "accuracy", "env CE", "adapter", "cycle after"):
+                "accuracy", "answers from m/r/e (right)", "env CE", "adapter", "cycle after"):
         table.add_column(col, justify="left" if col in ("arm", "adapter", "cycle after") else "right")
     for arm, data in report["arms"].items():
         for r in data["rounds"]:
@@ -36,8 +37,16 @@ def rounds_table(report: dict[str, Any]) -> Table:
                 _num(r["executed_per_task_paraphrased"]), str(r["recalls"]),
                 f"{r['recalls_exact']}/{r['recalls']}" if r["recalls"] else "–",
                 f"{r['verified_right']}/{r['verified']}" if r["verified"] else "–",
-                _num(r["accuracy"], "{:.0%}"), _num(r["env_ce"], "{:.3f}"), r["adapter"] or "base", after)
+                _num(r["accuracy"], "{:.0%}"), _sources(r.get("answers")), _num(r["env_ce"], "{:.3f}"),
+                r["adapter"] or "base", after)
     return table
+
+
+def _sources(answers: dict[str, dict[str, int]] | None) -> str:
+    if not answers:
+        return "–"
+    counts = "/".join(str(a["tasks"]) for a in answers.values())
+    return f"{counts} ({'/'.join(str(a['right']) for a in answers.values())})"
 
 
 def calibration_table(report: dict[str, Any]) -> Table | None:
@@ -61,13 +70,14 @@ def calibration_table(report: dict[str, Any]) -> Table | None:
 
 
 def result_line(report: dict[str, Any]) -> str:
-    """`RESULT learning_ratio=… frozen_ratio=… accuracy=… paraphrased_ratio=… minutes=…` (na when unknown)."""
+    """`RESULT learning_ratio=… frozen_ratio=… accuracy=… frozen_accuracy=… paraphrased_ratio=… rounds=…
+    minutes=…` (na when unknown)."""
     parts = []
     for k, v in report["result"].items():
         if v is None or (isinstance(v, float) and math.isnan(v)):
             parts.append(f"{k}=na")
         else:
-            parts.append(f"{k}={v:.1f}" if k == "minutes" else f"{k}={v:.3f}")
+            parts.append(f"{k}={v:.1f}" if k == "minutes" else f"{k}={v}" if k == "rounds" else f"{k}={v:.3f}")
     return "RESULT " + " ".join(parts)
 
 

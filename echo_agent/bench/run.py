@@ -35,7 +35,7 @@ from echo_agent.agent import Verify
 from echo_agent.bench.suite import Suite, SuiteTask
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.config import Settings
-from echo_agent.records import SessionKind, StepKind, StepSource
+from echo_agent.records import ANSWER_SOURCES, SessionKind, StepKind, StepSource, answer_source
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -202,6 +202,7 @@ class Bench:
                 prompt = [{"role": "system", "content": BENCH_SYSTEM_PROMPT}] if scripted else None
                 config = AgentConfig(
                     examples=0 if scripted else AgentConfig.examples, prompt=prompt, max_steps=4 if scripted else 6,
+                    choose=not scripted,  # the scripted look-ups are the task's definition, run as written
                     recall=True, verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
                 session = store.start_session(kind=SessionKind.BENCH, model=getattr(predictor, "name", None), shell="bash")
@@ -292,12 +293,16 @@ class Bench:
         threshold = self._threshold()
         per_kind: dict[str, dict[str, int]] = {k: {"tasks": 0, "executed": 0, "recalls": 0}
                                                for k in ("repeated", "paraphrased")}
+        answers = {source: {"tasks": 0, "right": 0} for source in ANSWER_SOURCES}
         recalls = executed = checked = right = confident = exact = 0
         episodes = []
         for rec in records:
             steps = store.episode_steps(rec.episode_id) if rec.episode_id else []
-            k = per_kind[self.suite.tasks[rec.task].kind]
+            k = per_kind[self.task_kind(self.suite.tasks[rec.task])]
             k["tasks"] += 1
+            source = steps_source(steps)
+            answers[source]["tasks"] += 1
+            answers[source]["right"] += int(rec.passed)
             for s in steps:
                 if s["kind"] != StepKind.RETRIEVAL:
                     continue
@@ -331,9 +336,14 @@ class Bench:
             "verified": checked, "verified_right": right, "precision": _ratio(right, checked),
             "recalls_exact": exact,
             "accuracy": sum(r.passed for r in records) / n if n else math.nan,
-            "passed": [r.task for r in records if r.passed],
+            "passed": [r.task for r in records if r.passed], "answers": answers,
             "env_ce": ce, "env_tokens": ce_tokens,
         }
+
+    def task_kind(self, task: SuiteTask) -> str:
+        """"paraphrased" when this run asks the task's look-ups in other words from round 2 on: only the scripted
+        policy runs a task's commands; with the model in charge every task is the same question again."""
+        return task.kind if self.cfg.policy == BenchPolicy.SCRIPTED else "repeated"
 
     def env_ce(self, store: TrajectoryStore, episodes: list[tuple[EpisodeRecord, list[dict]]], predictor: Any,
                measure: Any) -> tuple[float | None, int]:
@@ -373,6 +383,13 @@ class Bench:
         return self.real_outputs[command]
 
 
+def steps_source(steps: Sequence[dict]) -> str:
+    """`records.answer_source` of an episode's steps."""
+    retrievals = [s for s in steps if s["kind"] == StepKind.RETRIEVAL]
+    recalled = sum(s["source"] == StepSource.RECALLED for s in retrievals)
+    return answer_source(len(retrievals) - recalled, recalled)
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
@@ -394,13 +411,21 @@ def arm_ratio(report: dict[str, Any], arm: str, key: str) -> float | None:
     return end / first
 
 
+def rounds_complete(report: dict[str, Any]) -> int:
+    """Rounds that every task ran in, in every arm of the run."""
+    arms = [data["rounds"] for data in report["arms"].values()]
+    return min((sum(bool(r.get("complete")) for r in rounds) for rounds in arms), default=0)
+
+
 def result_line_values(report: dict[str, Any]) -> dict[str, float | None]:
-    learning = report["arms"].get("learning", {}).get("rounds", [])
-    last = _last(learning)
+    last = _last(report["arms"].get("learning", {}).get("rounds", []))
+    frozen = _last(report["arms"].get("frozen", {}).get("rounds", []))
     return {
         "learning_ratio": arm_ratio(report, "learning", "executed_per_task_repeated"),
         "frozen_ratio": arm_ratio(report, "frozen", "executed_per_task_repeated"),
         "accuracy": last["accuracy"] if last else None,
+        "frozen_accuracy": frozen["accuracy"] if frozen else None,
         "paraphrased_ratio": arm_ratio(report, "learning", "executed_per_task_paraphrased"),
+        "rounds": rounds_complete(report),
         "minutes": report["minutes"],
     }

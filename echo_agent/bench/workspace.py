@@ -14,11 +14,16 @@ from echo_agent.errors import SuiteError
 
 
 def generated_suite(seed: int = 0, n_tasks: int = 12) -> Suite:
-    """The default suite: a fresh world from `seed` and `n_tasks` tasks, half repeated, half paraphrased."""
+    """The default suite: a fresh world from `seed` and `n_tasks` tasks, half repeated, half paraphrased.
+
+    Each question names where its fact lives (a file, a command in backticks, git), as a person asks about their
+    own files: a model that chooses the look-ups can then find the fact, and no model can know it without
+    looking.
+    """
     if n_tasks < 1:
         raise SuiteError("the generated suite needs at least one task")
     world = World(seed)
-    services = world.service_configs(max(3, (n_tasks + 3) // 4 + 1))
+    services = world.service_configs(max(3, (n_tasks + 3) // 4 + 1), named=True)
     tool = world.cli_tool()
     notes = world.team_notes()
     release = world.git_history()["release"]
@@ -28,23 +33,25 @@ def generated_suite(seed: int = 0, n_tasks: int = 12) -> Suite:
     run = f"./{cli}"
     repeated: list[SuiteTask] = [
         SuiteTask(f"what version is the {cli} cli", (f"{run} --version",), answer=cli_version),
-        SuiteTask("who is on call", ("cat notes.md",), answer=oncall),
-        SuiteTask(f"which region does {cli} target", (f"{run} --help", f"{run} region"), answer=region),
-        SuiteTask("what is the newest release in git", ("git log --oneline -n 3",), answer=release),
+        SuiteTask("who is on call, according to notes.md", ("cat notes.md",), answer=oncall),
+        SuiteTask(f"which region does `{run} region` report", (f"{run} --help", f"{run} region"), answer=region),
+        SuiteTask("what does the latest commit message say", ("git log --oneline -n 3",), answer=release),
     ]
     paraphrased: list[SuiteTask] = [
-        SuiteTask("where do the backups go", ("cat notes.md",), ("grep bucket notes.md",), answer=bucket),
-        SuiteTask(f"how many nodes does the {cli} cluster have", (f"{run} status",),
-                  (f"{run} status | head -n 1",), answer=f"{nodes} nodes"),
-        SuiteTask("on which day do we deploy", ("cat notes.md",), ("grep day notes.md",), answer=day),
+        SuiteTask("where do the backups go, according to notes.md", ("cat notes.md",), ("grep bucket notes.md",),
+                  answer=bucket),
+        SuiteTask(f"how many nodes does `{run} status` report", (f"{run} status",), (f"{run} status | head -n 1",),
+                  answer=f"{nodes} nodes"),
+        SuiteTask("on which day do we deploy, according to notes.md", ("cat notes.md",), ("grep day notes.md",),
+                  answer=day),
     ]
     for svc in services:
         f = svc["file"]
-        repeated.append(SuiteTask(f"what port does {svc['name']} listen on", (f"cat {f}",), answer=svc["port"]))
-        paraphrased.append(SuiteTask(f"what version of {svc['name']} is deployed", (f"cat {f}",),
-                                     (f"grep version {f}",), answer=svc["version"]))
-        paraphrased.append(SuiteTask(f"who owns {svc['name']}", (f"head -n 4 {f}",), (f"grep owner {f}",),
-                                     answer=svc["owner"]))
+        repeated.append(SuiteTask(f"what port is set in {f}", (f"cat {f}",), answer=svc["port"]))
+        paraphrased.append(SuiteTask(f"what version is set in {f}", (f"cat {f}",), (f"grep version {f}",),
+                                     answer=svc["version"]))
+        paraphrased.append(SuiteTask(f"who owns {svc['name']}, according to {f}", (f"head -n 4 {f}",),
+                                     (f"grep owner {f}",), answer=svc["owner"]))
     n_para = n_tasks // 2
     n_rep = n_tasks - n_para
     if n_rep > len(repeated) or n_para > len(paraphrased):

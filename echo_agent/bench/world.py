@@ -65,12 +65,17 @@ class World:
 
     # --- kinds: the retrieval bench ---------------------------------------------------------------------------
 
-    def service_configs(self, n: int, first_major: int = 1) -> list[dict[str, str]]:
-        """`svc<i>.conf` files of `key = value` lines: name, port, version, owner (and the file's name)."""
+    def service_configs(self, n: int, first_major: int = 1, named: bool = False) -> list[dict[str, str]]:
+        """`svc<i>.conf` files (`<name>.conf` when `named`) of `key = value` lines: name, port, version, owner
+        (and the file's name)."""
         services = []
         for i in range(n):
             svc = {"file": f"svc{i}.conf", "name": self.word(3), "port": str(self.rng.randrange(1024, 65536)),
                    "version": self.version(first_major), "owner": self.word(2)}
+            while named and any(s["name"] == svc["name"] for s in services):  # one file per name
+                svc["name"] = self.word(3)
+            if named:
+                svc["file"] = f"{svc['name']}.conf"
             self.add(svc["file"], "".join(f"{k} = {svc[k]}\n" for k in ("name", "port", "version", "owner")))
             services.append(svc)
         return services
@@ -103,7 +108,7 @@ class World:
         release = f"{self.word(2)}-{self.version()}"
         self.setup += [
             "git -c init.defaultBranch=main init -q",
-            "git add svc*.conf && git commit -qm 'add service configs'",
+            "git add *.conf && git commit -qm 'add service configs'",
             "git add notes.md && git commit -qm 'notes for the team'",
             f"git add -A && git commit -qm 'release {release}'",
         ]

@@ -17,7 +17,10 @@ def stats_command(
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG plot here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Look-ups per repeated task over time, recall precision and adapter history, from your store.
+    """Look-ups per repeated task over time, where the answers came from, recall precision and adapter history.
+
+    From your store. An answer comes from memory (no look-up), from recall (recalled look-ups only) or from
+    executed look-ups; one from memory or recall is checked against the task's answer last looked up.
 
     Example: echo-agent stats --plot stats.png
     """
@@ -36,12 +39,21 @@ def stats_command(
         return
     console = Console(highlight=False)
     tasks = Table(title=literal(f"look-ups per repeated task ({stats['store']})"))
-    for col in ("task", "episodes", "executed per episode (oldest → newest)", "recalled"):
-        tasks.add_column(col, justify="right" if col in ("episodes", "recalled") else "left")
+    for col in ("task", "episodes", "executed per episode (oldest → newest)", "recalled", "answers m/r/e",
+                "agree"):
+        tasks.add_column(col, justify="left" if col in ("task", "executed per episode (oldest → newest)") else "right")
     for t in stats["tasks"]:
         seq = " ".join(str(e["executed"]) for e in t["episodes"][-12:])
-        tasks.add_row(literal(t["task"][:50]), str(len(t["episodes"])), seq, str(t["recalled_total"]))
+        tasks.add_row(literal(t["task"][:50]), str(len(t["episodes"])), seq, str(t["recalled_total"]),
+                      "/".join(str(n) for n in t["answers"].values()),
+                      f"{t['agreed']}/{t['checked']}" if t["checked"] else "–")
     console.print(tasks if stats["tasks"] else literal(f"no task seen {min_episodes}+ times yet"))
+    a = stats["answers"]
+    if stats["tasks"]:
+        agree = (f"{a['agreed']}/{a['checked']} = {a['accuracy']:.0%} agree with the answer last looked up"
+                 if a["checked"] else "none to check yet")
+        console.print(literal(f"answers to repeated tasks: {a['memory']} from memory, {a['recall']} from recall, "
+                              f"{a['executed']} from executed look-ups; from memory or recall: {agree}"))
     r = stats["recall"]
     prec = f"{r['verified_right']}/{r['verified']} = {r['precision']:.0%}" if r["verified"] else "none verified yet"
     console.print(literal(f"recalls: {r['recalled']}; verified recall precision: {prec} "

@@ -43,6 +43,13 @@ def get_adapter(store: TrajectoryStore, adapter_id: str) -> dict | None:
     return _decode(rows[0]) if rows else None
 
 
+def recall_exclusions(store: TrajectoryStore, adapter_id: str | None) -> set[tuple[str, str | None]]:
+    """(command, cwd) of the look-ups the adapter's recall check found it would recall wrong (always run)."""
+    row = get_adapter(store, adapter_id) if adapter_id else None
+    check = (row or {}).get("metrics", {}).get("recall_check") or {}
+    return {(w["command"], w["cwd"]) for w in check.get("wrong", [])}
+
+
 def list_adapters(store: TrajectoryStore, status: AdapterStatus | None = None) -> list[dict]:
     """Adapter rows, oldest first (metrics decoded), optionally of one status."""
     if status is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from echo_agent.memory.store import TrajectoryStore
+from echo_agent.memory.store import RECENT_RUNS_WINDOW, TrajectoryStore
 from echo_agent.records import StepKind, StepSource, task_identity
 
 
@@ -49,9 +49,9 @@ def task_counts(store: TrajectoryStore) -> list[dict]:
 
 
 def episode_lookups(store: TrajectoryStore) -> list[dict[str, Any]]:
-    """Every episode, oldest first, with its executed and recalled retrievals."""
+    """Every episode, oldest first, with its status, answer and executed and recalled retrievals."""
     return store.rows(
-        "SELECT e.id AS episode_id, e.task, e.started_at, e.adapter_id, "
+        "SELECT e.id AS episode_id, e.task, e.started_at, e.adapter_id, e.status, e.answer, "
         "  coalesce(sum(s.kind=:retrieval AND s.source=:executed), 0) AS executed, "
         "  coalesce(sum(s.kind=:retrieval AND s.source=:recalled), 0) AS recalled "
         "FROM episode e LEFT JOIN step s ON s.episode_id = e.id GROUP BY e.id ORDER BY e.started_at, e.rowid",
@@ -79,3 +79,21 @@ def pending_output_chars(store: TrajectoryStore, since_seq: int) -> int:
     """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
     return int(store.rows("SELECT coalesce(sum(length(output)), 0) AS n FROM step WHERE trainable=1 AND seq > ?",
                           [since_seq])[0]["n"])
+
+
+def recallable_lookups(store: TrajectoryStore, min_runs: int, limit: int) -> list[dict]:
+    """The newest run of each look-up the agent may recall now (the two-run rule of `Agent._stable`: its newest
+    `min_runs` runs in one directory agree), newest first, at most `limit`: step id, episode id, command, cwd."""
+    rows = store.rows(
+        "SELECT id, episode_id, command, cwd_before, max(seq) AS seq FROM step "
+        "WHERE seq > (SELECT coalesce(max(seq), 0) FROM step) - ? AND kind=? AND source=? AND trainable=1 "
+        "AND command IS NOT NULL GROUP BY command, cwd_before ORDER BY seq DESC",
+        [RECENT_RUNS_WINDOW, StepKind.RETRIEVAL, StepSource.EXECUTED])
+    out = []
+    for r in rows:
+        runs = store.recent_runs(r["command"], r["cwd_before"], max(1, min_runs))
+        if len(runs) >= min_runs and len(set(runs)) == 1:
+            out.append({k: r[k] for k in ("id", "episode_id", "command", "cwd_before")})
+            if len(out) >= limit:
+                break
+    return out

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 from echo_agent.config import Settings, home_dir
 from echo_agent.errors import AdapterError, UpdateBusy
 from echo_agent.memory import adapters as adapter_rows
+from echo_agent.memory import queries
 from echo_agent.records import AdapterStatus
 from echo_agent.updater import registry
-from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data
+from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data, step_windows
 from echo_agent.updater.gate import Baseline, Candidate, Decision, gate, retention
-from echo_agent.updater.train import TrainConfig, TrainStats, evaluate, lora_config, train
+from echo_agent.updater.train import TrainConfig, TrainStats, confidently_wrong, evaluate, lora_config, train
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -172,6 +173,8 @@ def run_cycle(
         candidate = measure_candidate(peft_model, data, probe, pad_id)
         decision = gate(baseline, candidate, settings)
         metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
+        if decision.promoted:
+            metrics["recall_check"] = recall_check(store, peft_model, tokenizer, settings, pad_id)
         meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
                 "config": trained_config(cfg, peft_model), "metrics": metrics, "versions": registry.library_versions(),
                 "data": {"since_seq": since, "trained_through_seq": data.trained_through_seq,
@@ -180,6 +183,20 @@ def run_cycle(
         persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision), metrics, decision)
+
+
+def recall_check(store: TrajectoryStore, peft_model: Any, tokenizer: Any, settings: Settings,
+                 pad_id: int) -> dict[str, Any]:
+    """The look-ups the agent may recall now, teacher-forced under the candidate on their stored outputs: those it
+    would recall confidently wrong (`train.confidently_wrong`) are listed, and the agent runs them instead under
+    this adapter (`adapters.recall_exclusions`). Noise in CPU training can leave one fact confidently swapped for
+    another; a recalled wrong fact is worse than a look-up."""
+    lookups = queries.recallable_lookups(store, settings.recall_min_runs, settings.recall_check_lookups)
+    windows = step_windows(store, tokenizer, [x["id"] for x in lookups], settings.max_seq_len) if lookups else []
+    wrong = confidently_wrong(peft_model, windows, pad_id, settings.recall_threshold) if windows else {}
+    return {"threshold": settings.recall_threshold, "checked": len(lookups),
+            "wrong": [{"command": x["command"], "cwd": x["cwd_before"], "step_id": x["id"],
+                       "logprob": round(wrong[x["id"]], 4)} for x in lookups if x["id"] in wrong]}
 
 
 def trained_config(cfg: TrainConfig, peft_model: Any) -> dict[str, Any]:

@@ -6,8 +6,9 @@ byte-level BPE, so a multi-byte character split over tokens is placed exactly; c
 token is an environment token when it lies wholly inside an environment span of its message
 (docs/architecture.md, "The observation contract"); a token that the tokenizer merges across a span boundary
 stays unlabelled and is counted
-(`boundary_tokens`). Action tokens (the assistant replies) get their own mask for the optional `env+action`
-objective.
+(`boundary_tokens`). Action tokens get their own mask for the optional `env+action` objective: in a cycle, the
+replies of this episode's steps whose command ran and exited 0 (`transcript.worked`); rendered without a rule, every
+assistant message (the starter's recipe).
 
 Episodes longer than `max_seq_len` become several windows, each starting with the episode's prefix (prompt,
 earlier turns and task) followed by whole steps; a step longer than a window is cut into pieces.
@@ -115,7 +116,7 @@ def tokenize_episode(
     env_spans: list[tuple[int, int]] = []
     action_spans: list[tuple[int, int]] = []
     for m, (start, end) in zip(messages, content_spans, strict=True):
-        if m.role == "assistant":
+        if m.role == "assistant" and m.action:
             action_spans.append((to_unit[start], to_unit[end]))
         env_spans.extend((to_unit[start + a], to_unit[start + b]) for a, b in m.env_spans)
 
@@ -300,7 +301,7 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
                   max_seq_len: int, duplicate_cap: int) -> CycleData:
     """The chosen episodes as windows. Within the training set (new and replayed episodes), identical
     (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled."""
-    from echo_agent.transcript import is_trainable, render
+    from echo_agent.transcript import is_trainable, render, worked
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
@@ -324,7 +325,8 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
             steps = store.episode_steps(ep["id"])
             earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(ep["id"])]
             # Earlier chat turns are context here; they are trained in their own episodes.
-            rendered = render(ep, steps, earlier, labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
+            rendered = render(ep, steps, earlier, actions=worked,
+                              labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
             ws, b = episode_windows(tokenizer, rendered, max_seq_len, ep["id"])
             out += ws
             boundary += b
@@ -345,6 +347,21 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
         boundary_tokens=counted,
         retention=retention,
     )
+
+
+def step_windows(store: TrajectoryStore, tokenizer: Any, step_ids: Sequence[str], max_seq_len: int) -> list[Window]:
+    """Windows of the episodes holding `step_ids`, in the agent's context, with only those steps labelled."""
+    from echo_agent.transcript import render
+
+    wanted = set(step_ids)
+    out: list[Window] = []
+    for episode_id in dict.fromkeys(store.get_step(s)["episode_id"] for s in step_ids):
+        ep = store.get_episode(episode_id)
+        earlier = [(e, store.episode_steps(e["id"])) for e in store.episode_chain(episode_id)]
+        rendered = render(ep, store.episode_steps(episode_id), earlier,
+                          labelled=lambda s, e=episode_id: s["id"] in wanted and s["episode_id"] == e)
+        out += episode_windows(tokenizer, rendered, max_seq_len, episode_id)[0]
+    return [w for w in out if w.n_env_tokens]
 
 
 def select_cycle_data(store: TrajectoryStore, tokenizer: Any, *, since_seq: int, settings: Settings | None = None,

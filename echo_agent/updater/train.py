@@ -274,3 +274,55 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
     if was_training:
         model.train()
     return (total / n if n else float("nan")), n
+
+
+def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, threshold: float,
+                      batch_tokens: int = 8192) -> dict[str, float]:
+    """Steps whose output `model` would recall wrong at `threshold`: step id -> the wrong token's log-prob.
+
+    Recall is greedy and stops at the first token under the threshold. Teacher-forced on the real output, the
+    greedy path follows it while each real token is the argmax; at the first position where it is not, greedy
+    recall writes another token. If that token clears the threshold (and every real token before it did), the
+    recall goes on past a wrong token with confidence: a confidently wrong fact, which the agent must not use.
+    A step whose real token falls under the threshold first is safe: recall stops there and the command runs.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    settled: set[str] = set()  # steps already decided (safe or wrong) at an earlier position
+    chunks: list[list[Window]] = [[]]  # in order: a step cut over windows is read from its first piece on
+    for w in windows:
+        if chunks[-1] and max(len(x.input_ids) for x in [*chunks[-1], w]) * (len(chunks[-1]) + 1) > batch_tokens:
+            chunks.append([])
+        chunks[-1].append(w)
+    with torch.no_grad():
+        for batch in (c for c in chunks if c):
+            b = collate(batch, pad_id, device)
+            env = b["env"][:, 1:]
+            if not bool(env.any()):
+                continue
+            lp = torch.log_softmax(logits_at(model, b, env), dim=-1)  # (N, V), row-major over env positions
+            best_lp, best = lp.max(dim=-1)  # (N,)
+            real = b["input_ids"][:, 1:][env]  # (N,)
+            real_lp = lp.gather(-1, real[:, None]).squeeze(-1)
+            rows = zip(best.tolist(), best_lp.tolist(), real.tolist(), real_lp.tolist(), strict=True)
+            for w in batch:
+                for t in range(1, len(w.input_ids)):
+                    if not w.env_mask[t]:
+                        continue
+                    top, top_lp, tok, tok_lp = next(rows)
+                    sid = w.step_ids[t]
+                    if sid is None or sid in settled:
+                        continue
+                    if top != tok:
+                        settled.add(sid)
+                        if top_lp >= threshold:
+                            out[sid] = top_lp
+                    elif tok_lp < threshold:
+                        settled.add(sid)
+    if was_training:
+        model.train()
+    return out

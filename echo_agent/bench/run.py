@@ -9,12 +9,14 @@ Policies:
 - `scripted`: each task's look-ups come from its definition (a `ScriptedBackend` policy), so only the world
   model is measured; the model is the predictor. The task passes when its checker matches the observations,
   recalled or executed, and the scripted answer is the text the checker found.
-- `model`: the agent's model chooses the look-ups and answers; the checker is applied to its answer (a GPU job).
+- `model`: the agent's model chooses the look-ups and answers, with the assistant's own prompt; the checker is
+  applied to its answer, and every task counts as repeated (the same question every round).
 
 Counted per round and arm, from the arm's store: executed retrievals (verification runs included), recalls,
 exact recalls (the harness runs every recalled command off the record and compares output and status line),
 verified recall precision (verified right / verified, over predictions at or above the threshold), answer
-accuracy, and held-out env-token CE: the current model's env CE on the round's episodes before any cycle has
+accuracy, where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how many
+of each were right, and held-out env-token CE: the current model's env CE on the round's episodes before any cycle has
 trained on them, with each recalled observation replaced by what the command really prints.
 """
 

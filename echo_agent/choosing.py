@@ -57,9 +57,9 @@ def adapt(example_task: str, example_command: str, task: str, exists: Callable[[
           ) -> str | None:
     """The example's command with its names swapped for the task's, or None when they do not line up.
 
-    The example's names are the words its task and its command share, except those the task names too (they stay);
-    the task's are its words the example's task lacks. Paths swap for paths and words for words, in the order they are written. Paths must pair up one to
-    one. With no word to swap, the task's other words are only wording; with more of the task's words than the
+    The example's names are the words its task and its command share, except those the task names too (they
+    stay); the task's are its words the example's task lacks. Paths swap for paths and words for words, in the
+    order they are written. Paths must pair up one to one. With no word to swap, the task's other words are only wording; with more of the task's words than the
     example's, those that name something that `exists` (here, in the working directory) are the ones to swap."""
     try:
         command_words = shlex.split(example_command)

@@ -30,23 +30,21 @@ def lookup_history(store: TrajectoryStore, min_episodes: int = 2) -> list[dict[s
     An answer from memory or recall is checked against the task's known answer: the newest earlier answer of the
     same task that came from executed look-ups (`agrees`: True or False; None when there is none yet)."""
     tasks: dict[str, dict[str, Any]] = {}
+    known: dict[str, str] = {}  # task -> its newest answer from executed look-ups
     for row in queries.episode_lookups(store):
-        t = tasks.setdefault(task_identity(row["task"]), {"task": task_identity(row["task"]), "episodes": [],
-                                                           "known": None})
+        t = tasks.setdefault(task_identity(row["task"]), {"task": task_identity(row["task"]), "episodes": []})
         executed, recalled = int(row["executed"]), int(row["recalled"])
         source = answer_source(executed, recalled)
         answered = row["status"] == EpisodeStatus.DONE and row["answer"] is not None
         agrees = None
-        if answered and source != "executed" and t["known"] is not None:
-            agrees = same_answer(row["answer"], t["known"])
+        if answered and source != "executed" and t["task"] in known:
+            agrees = same_answer(row["answer"], known[t["task"]])
         elif answered and source == "executed":
-            t["known"] = row["answer"]
+            known[t["task"]] = row["answer"]
         t["episodes"].append({k: row[k] for k in ("episode_id", "started_at", "adapter_id")}
                              | {"executed": executed, "recalled": recalled, "source": source if answered else None,
                                 "agrees": agrees})
     out = [t for t in tasks.values() if len(t["episodes"]) >= min_episodes]
-    for t in tasks.values():
-        del t["known"]
     for t in out:
         eps = t["episodes"]
         t["first_executed"], t["last_executed"] = eps[0]["executed"], eps[-1]["executed"]

@@ -58,6 +58,7 @@ def worked(step: Step) -> bool:
     """A reply worth imitating: its command ran (not declined, denied or recalled) and exited 0."""
     return is_trainable(step) and step.get("command") is not None and step.get("exit_code") == 0
 
+
 def observation_message(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> TranscriptMessage:
     """The `tool` message for one step: output (context-capped), harness lines, status line; with spans."""
     if step.get("command") is None:

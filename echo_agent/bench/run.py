@@ -15,9 +15,9 @@ Policies:
 Counted per round and arm, from the arm's store: executed retrievals (verification runs included), recalls,
 exact recalls (the harness runs every recalled command off the record and compares output and status line),
 verified recall precision (verified right / verified, over predictions at or above the threshold), answer
-accuracy, where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how many
-of each were right, and held-out env-token CE: the current model's env CE on the round's episodes before any cycle has
-trained on them, with each recalled observation replaced by what the command really prints.
+accuracy, where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how
+many of each were right, and held-out env-token CE: the current model's env CE on the round's episodes before
+any cycle has trained on them, with each recalled observation replaced by what the command really prints.
 """
 
 from __future__ import annotations
@@ -302,19 +302,19 @@ class Bench:
             steps = store.episode_steps(rec.episode_id) if rec.episode_id else []
             k = per_kind[self.task_kind(self.suite.tasks[rec.task])]
             k["tasks"] += 1
-            source = steps_source(steps)
-            answers[source]["tasks"] += 1
-            answers[source]["right"] += int(rec.passed)
+            ran = recalled = 0
             for s in steps:
                 if s["kind"] != StepKind.RETRIEVAL:
                     continue
                 if s["source"] == StepSource.RECALLED:
+                    recalled += 1
                     recalls += 1
                     k["recalls"] += 1
                     # Measured by the harness on every recall (not the agent's verification sample): the world
                     # does not change, so the real output is run once per command, off the record.
                     exact += int(self.real_output(measure, s["command"]) == (s["output"], s["status"]))
                 else:
+                    ran += 1
                     executed += 1
                     k["executed"] += 1
                 sure = s["confidence_min"] is not None and s["confidence_min"] >= threshold
@@ -322,6 +322,9 @@ class Bench:
                 if sure and s["verified"] is not None:
                     checked += 1
                     right += int(s["verified"] == 1)
+            source = answer_source(ran, recalled)
+            answers[source]["tasks"] += 1
+            answers[source]["right"] += int(rec.passed)
             episodes.append((rec, steps))
         n = len(records)
         ce, ce_tokens = self.env_ce(store, episodes, predictor, measure)
@@ -383,13 +386,6 @@ class Bench:
             r = measure.run(command, timeout=30)
             self.real_outputs[command] = (r.output, r.status)
         return self.real_outputs[command]
-
-
-def steps_source(steps: Sequence[dict]) -> str:
-    """`records.answer_source` of an episode's steps."""
-    retrievals = [s for s in steps if s["kind"] == StepKind.RETRIEVAL]
-    recalled = sum(s["source"] == StepSource.RECALLED for s in retrievals)
-    return answer_source(len(retrievals) - recalled, recalled)
 
 
 def _ratio(a: float, b: float) -> float:

@@ -92,9 +92,13 @@ def lora_config(cfg: TrainConfig) -> Any:
                       target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
 
 
-def batches(windows: Sequence[Window], batch_tokens: int, rng: random.Random | None = None) -> list[list[Window]]:
-    """Group windows of similar length so padding stays small; each batch holds about `batch_tokens` tokens."""
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+def batches(windows: Sequence[Window], batch_tokens: int, rng: random.Random | None = None,
+            in_order: bool = False) -> list[list[Window]]:
+    """Group windows of similar length so padding stays small; each batch holds about `batch_tokens` tokens.
+    `in_order` keeps the windows' order instead (a step cut over windows is then read from its first piece on)."""
+    order = list(range(len(windows)))
+    if not in_order:
+        order.sort(key=lambda i: len(windows[i].input_ids))
     out: list[list[Window]] = []
     cur: list[Window] = []
     for i in order:
@@ -293,13 +297,8 @@ def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, thresh
     model.eval()
     out: dict[str, float] = {}
     settled: set[str] = set()  # steps already decided (safe or wrong) at an earlier position
-    chunks: list[list[Window]] = [[]]  # in order: a step cut over windows is read from its first piece on
-    for w in windows:
-        if chunks[-1] and max(len(x.input_ids) for x in [*chunks[-1], w]) * (len(chunks[-1]) + 1) > batch_tokens:
-            chunks.append([])
-        chunks[-1].append(w)
     with torch.no_grad():
-        for batch in (c for c in chunks if c):
+        for batch in batches(windows, batch_tokens, in_order=True):
             b = collate(batch, pad_id, device)
             env = b["env"][:, 1:]
             if not bool(env.any()):

@@ -6,7 +6,8 @@ Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or
 user said no and gave nothing else to do, or the model proposed a declined command again) and `UserQuit` (end of
 input at a prompt, which ends the episode as Ctrl-C does). An answer is grounded (`grounding.py`) before it is
 given: one that states what the observations do not hold is replaced by the output it should have read. A new task's
-first command is chosen by the model among its own reply and its examples adapted to the task (`choosing.py`). Every step is
+first command is chosen by the model among its own reply and its examples adapted to the task (`choosing.py`); when
+it fails, the next candidates and a search for the task's rarest word run before the model answers. Every step is
 committed to the store as it completes; the context is built from the stored (redacted) steps with
 `transcript.py`, so what the model saw is exactly what the updater trains on.
 """
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from echo_agent import observation as obs
 from echo_agent import recall
-from echo_agent.choosing import candidates, choose
+from echo_agent.choosing import candidates, fallbacks, rank
 from echo_agent.config import Settings
 from echo_agent.errors import TaskError
 from echo_agent.grounding import ground
@@ -136,6 +137,12 @@ class EpisodeResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _failed(step: dict[str, Any]) -> bool:
+    """Whether the step's command ran and exited non-zero."""
+    return step.get("source") == StepSource.EXECUTED and obs.exit_code_from_status(step.get("status") or "") not in (
+        None, 0)
+
+
 MAX_TASK_CHARS = 2000
 """Longest task taken: a question, not a document (name a file that holds a long text instead)."""
 
@@ -176,6 +183,8 @@ class Agent:
         self.always: set[str] = set()  # commands approved with [a]lways this session
         self.declined: list[str] = []  # commands the user said no to in this episode
         self._task = ""
+        self._ranked: list[str] = []  # a new task's first candidates, best first (choosing.py)
+        self._fallbacks: list[str] | None = None  # what runs next while they fail, once asked for
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
             session_id = store.start_session(kind=SessionKind.AGENT, model=getattr(policy, "name", None), shell="bash")
@@ -196,7 +205,7 @@ class Agent:
             episode_id = self.store.start_episode(self.session_id, task, {"messages": prompt},
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
         result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
-        self.declined, self._task = [], task
+        self.declined, self._task, self._ranked, self._fallbacks = [], task, [], None
         started = time.monotonic()
         try:
             while True:
@@ -230,6 +239,14 @@ class Agent:
         messages = fit_context(context, len(prompt), self.config.context_chars)
         # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
         prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
+        if self._ranked and result.steps and all(_failed(s) for s in result.steps):
+            if self._fallbacks is None:  # every look-up so far failed: try the next candidate, then a search
+                self._fallbacks = fallbacks(task, self._ranked, self.shell.cwd)
+            ran = {s.get("command") for s in result.steps}
+            while self._fallbacks:
+                if (command := self._fallbacks.pop(0)) not in ran:
+                    self._act(result, f"```bash\n{command}{CLOSE}", command, messages)
+                    return
         reply = self._reply(messages, prefill)
         try:
             kind, text = parse_reply(reply)
@@ -241,7 +258,8 @@ class Agent:
         if self.config.choose and not result.steps and not earlier and prefill:
             options = candidates(task, prompt, text, self.shell.cwd, lambda c: self._absent(classify(
                 c, self.settings.read_only_commands)) is None)
-            chosen = choose(self.policy, messages, prefill, options)
+            ranked = rank(self.policy, messages, prefill, options)
+            chosen, self._ranked = ranked[0], ranked
             if chosen != text:
                 text, reply = chosen, f"{prefill}{chosen}{CLOSE}"
         if any(s.get("command") == text and s.get("source") == StepSource.EXECUTED for s in result.steps):

@@ -8,11 +8,18 @@ task's (`adapt`): "how many python files are in src → ls src/*.py | wc -l" bec
 "how many python files are in the tools folder". Candidates that cannot be right here (a look-up of a path that
 is not there, a program the shell lacks, an `echo` of a literal, a command leaving out what the task names) are
 left out while others remain (`candidates`). Every candidate is still classified and confirmed like any reply.
+
+A task that names no file here may still be about one: "which region does the deploy script use" is about
+scripts/deploy.sh, "what postgres version does docker compose run" about docker-compose.yml. A file whose name
+shares a word with the task (`related_files`) is read with `cat`, and then only commands naming such a file are
+kept. When the chosen look-up fails (it exits non-zero), the agent runs the next candidate in the model's order,
+then a search for the task's rarest word in the files here (`fallbacks`), before the model answers.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -33,6 +40,14 @@ GENERIC = frozenset(
     "folder folders directory directories dir file files line lines text content contents name names called "
     "many much count number list show find print value set setting inside below under".split())
 """Words a task uses for what it asks about rather than which thing: never a name to swap in."""
+FILE_WORDS = frozenset("md txt json yml yaml toml cfg conf ini sh py js ts log csv lock example sample".split())
+"""Parts of a file's name that say what kind of file it is, not what it is about."""
+WALK_DEPTH = 2
+"""Folders below the working directory that `related_files` and `fallbacks` look into."""
+WALK_FILES = 400
+"""Most files they look at: the working directory may be a home directory."""
+READ_BYTES = 64 * 1024
+"""Largest file they read or offer to `cat`."""
 SUBCOMMANDS = frozenset("git docker kubectl systemctl npm pip apt cargo go".split())
 """Programs whose second word is a subcommand, which no task's wording may replace."""
 
@@ -142,7 +157,8 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     quotes commands in backticks gets those alone: the person said what to run. Then, as long as some are left:
     no look-up naming a path missing in `cwd` (an action may name one it is about to make); none that
     `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up); and, when the
-    task names something that is here, only those that name it too."""
+    task names something that is here, only those that name it too. A task that names nothing here but shares a
+    word with files here (`related_files`) gets `cat` of each, and keeps only the commands that name one."""
     here = Path(cwd)
     if quoted := quoted_commands(task):
         return quoted
@@ -156,13 +172,21 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     found = _keep(found, lambda c: not runnable(c))
     found = _keep(found, lambda c: LITERAL_ECHO.fullmatch(c) is not None)
     named = [w for w in _names(task) if (here / w).exists()]
-    return _keep(found, lambda c: not all(re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])", c) for w in named))
+    if not named and (related := related_files(task, here)):
+        found += [c for c in (f"cat {shlex.quote(f)}" for f in related) if c not in found]
+        return _keep(found, lambda c: not any(_mentions(c, f) for f in related))
+    return _keep(found, lambda c: not all(_mentions(c, w) for w in named))
 
 
-def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> str:
-    """The command the model scores best as its reply (mean token log-prob after `prefill`); the first on a tie."""
+def _mentions(command: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", command) is not None
+
+
+def rank(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> list[str]:
+    """The commands, best scored first as the model's reply (mean token log-prob after `prefill`); on a tie, in
+    the order given."""
     if len(commands) == 1:
-        return commands[0]
+        return list(commands)
     skip = len(backend.score(messages, "assistant", prefill)) if prefill else 0
 
     def mean_logprob(command: str) -> float:
@@ -170,4 +194,78 @@ def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str,
         return sum(lps) / max(1, len(lps))
 
     scores = [mean_logprob(c) for c in commands]
-    return commands[max(range(len(commands)), key=lambda i: (scores[i], -i))]
+    return [commands[i] for i in sorted(range(len(commands)), key=lambda i: (-scores[i], i))]
+
+
+def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> str:
+    """The command the model scores best as its reply; the first on a tie."""
+    return rank(backend, messages, prefill, commands)[0]
+
+
+def _text_files(cwd: Path) -> list[Path]:
+    """Readable text files here and up to WALK_DEPTH folders down (hidden ones and their contents aside), at
+    most WALK_FILES of them, in a stable order."""
+    out: list[Path] = []
+    for top, dirs, files in os.walk(cwd):
+        depth = len(Path(top).relative_to(cwd).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")
+                         and depth < WALK_DEPTH)
+        for name in sorted(files):
+            path = Path(top) / name
+            if name.startswith(".") or not path.is_file() or path.stat().st_size > READ_BYTES:
+                continue
+            try:
+                with path.open("rb") as f:
+                    if b"\0" in f.read(1024):
+                        continue
+            except OSError:
+                continue
+            out.append(path)
+            if len(out) >= WALK_FILES:
+                return out
+    return out
+
+
+def related_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
+    """Files here whose name shares a word with the task ("the deploy script" -> scripts/deploy.sh, "docker
+    compose" -> docker-compose.yml), relative to `cwd`: most shared words first, then the shallowest."""
+    here = Path(cwd)
+    wanted = {stem(w) for w in _names(task) if not _is_path(w)}
+    found = []
+    for path in _text_files(here) if wanted else []:
+        parts = {stem(p) for p in re.split(r"[-_.]+", path.name) if p} - FILE_WORDS
+        if shared := len(parts & wanted):
+            rel = path.relative_to(here).as_posix()
+            found.append((-shared, rel.count("/"), rel))
+    return [rel for *_, rel in sorted(found)[:limit]]
+
+
+def rarest_word(task: str, cwd: str | Path) -> str | None:
+    """The word of the task (four letters or more, not a path) found in the fewest files here, but in one at
+    least; the longer on a tie. None when no such word is in any file."""
+    words = [w for w in _names(task) if len(w) >= 4 and not _is_path(w) and re.fullmatch(r"[\w-]+", w)]
+    if not words:
+        return None
+    counts = dict.fromkeys(words, 0)
+    for path in _text_files(Path(cwd)):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for w in words:
+            counts[w] += re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE) is not None
+    seen = [w for w in words if counts[w]]
+    return min(seen, key=lambda w: (counts[w], -len(w))) if seen else None
+
+
+def fallbacks(task: str, ranked: list[str], cwd: str | Path, limit: int = 2) -> list[str]:
+    """What to run, in order, when the chosen look-up fails: `cat` of the files the task names, the next
+    candidates in the model's order, then a search of the files here for the task's rarest word; read-only
+    commands only, at most `limit`."""
+    here = Path(cwd)
+    named = [w for w in _names(task) if _is_path(w) and (here / w).is_file()
+             and (here / w).stat().st_size <= READ_BYTES]
+    out = [f"cat {shlex.quote(w)}" for w in named] + [c for c in ranked[1:] if is_read_only(c)]
+    if word := rarest_word(task, cwd):
+        out.append(f"grep -rniw --exclude-dir=.git {shlex.quote(word)} .")
+    return list(dict.fromkeys(out))[:limit]

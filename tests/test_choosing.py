@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from echo_agent.agent import Agent, AgentConfig
-from echo_agent.choosing import adapt, candidates, choose, degenerate, prompt_examples
+from echo_agent.choosing import (
+    adapt,
+    candidates,
+    choose,
+    degenerate,
+    fallbacks,
+    prompt_examples,
+    rank,
+    rarest_word,
+    related_files,
+)
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.shell import ShellSession
 
@@ -94,3 +104,58 @@ def test_the_agent_runs_the_chosen_example_and_records_it_as_the_reply(tmp_path,
         kept = Agent(Scores(["```bash\ndu -sh media.txt\n```", "```answer\nno\n```"], best="-"), shell,
                      config=AgentConfig(choose=False)).run("how much disk space does media take up")
     assert kept.steps[0]["command"] == "du -sh media.txt"
+
+
+def _project(tmp_path):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "backup.sh").write_text("#!/bin/sh\nrsync -a data/ /mnt/vault-17/\n")
+    (tmp_path / "tools" / "old" / "older").mkdir(parents=True)
+    (tmp_path / "tools" / "old" / "older" / "backup.sh").write_text("old\n")  # deeper than WALK_DEPTH
+    (tmp_path / "build-matrix.toml").write_text("[matrix]\narch = ['riscv64']\n")
+    (tmp_path / "MAINTAINERS").write_text("storage: odile.marsh\nnetwork: pim.adeyemi\n")
+    (tmp_path / "notes.txt").write_text("the network is flaky on fridays\n")
+    (tmp_path / ".secret-backup.sh").write_text("hidden\n")
+    (tmp_path / "backup.bin").write_bytes(b"\0" * 64)  # not text
+    return tmp_path
+
+
+def test_a_file_the_task_is_about_is_read_when_the_task_names_none(tmp_path):
+    here = _project(tmp_path)
+    assert related_files("what does the backup script copy", here) == ["tools/backup.sh"]
+    assert related_files("which arch does the build matrix test", here) == ["build-matrix.toml"]
+    assert related_files("how much memory is free", here) == []
+    prompt = [{"role": "user", "content": "what time is it"}, {"role": "assistant", "content": "```bash\ndate\n```"}]
+    assert candidates("what does the backup script copy", prompt, "date +%Z", here) == ["cat tools/backup.sh"]
+    # a command that names the file stays, before the cat; with no related file nothing changes
+    assert candidates("what does the backup script copy", prompt, "grep rsync tools/backup.sh", here) == [
+        "grep rsync tools/backup.sh", "cat tools/backup.sh"]
+    assert candidates("what time is it in tokyo", prompt, "date +%Z", here) == ["date +%Z", "date"]
+
+
+def test_after_a_failed_look_up_the_next_candidate_then_the_rarest_word(tmp_path):
+    here = _project(tmp_path)
+    assert rarest_word("who looks after storage", here) == "storage"
+    assert rarest_word("who handles the network", here) == "network"  # in two files, but the only one found
+    assert rarest_word("what is the weather", here) is None
+    assert fallbacks("who looks after storage", ["who storage", "cat MAINTAINERS", "rm -rf x"], here) == [
+        "cat MAINTAINERS", "grep -rniw --exclude-dir=.git storage ."]
+    # the file the task names is read first; the first candidate is the look-up that failed
+    assert fallbacks("what arch is set in build-matrix.toml", ["file build-matrix.toml", "ls"], here) == [
+        "cat build-matrix.toml", "ls"]
+    backend = Scores([], best="cat MAINTAINERS")
+    assert rank(backend, [], "```bash\n", ["ls", "cat MAINTAINERS", "pwd"]) == ["cat MAINTAINERS", "ls", "pwd"]
+
+
+def test_the_agent_runs_the_fallbacks_while_its_look_ups_fail(tmp_path, isolated_home):
+    here = _project(tmp_path)
+    backend = Scores(["```bash\ncat OWNERS\n```", "```answer\nodile.marsh\n```"], best="cat OWNERS")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
+    assert [s["command"] for s in result.steps] == ["cat OWNERS", "grep -rniw --exclude-dir=.git storage ."]
+    assert result.steps[1]["reply"] == "```bash\ngrep -rniw --exclude-dir=.git storage .\n```"
+    assert "odile.marsh" in result.steps[1]["output"] and result.answer.startswith("odile.marsh")
+    # a first look-up that works: the model answers from it, no fallback runs
+    backend = Scores(["```bash\ncat MAINTAINERS\n```", "```answer\nodile.marsh\n```"], best="cat MAINTAINERS")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
+    assert [s["command"] for s in result.steps] == ["cat MAINTAINERS"]

@@ -220,11 +220,14 @@ def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokeniz
 
     data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0)
     model, tok, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
+    replies_before, n_replies = evaluate(model, data.train, tok.pad_token_id, tokens="action")
     stats = train(model, data.train, cfg, tok.pad_token_id)
     if cfg.max_minutes == 0.0:
         assert stats.stopped_early and stats.steps == 0
     else:
         assert stats.steps > 0 and stats.final_loss == stats.final_loss  # not NaN
+    if cfg.objective == "env+action":  # the replies that worked are trained: the model finds them likelier
+        assert n_replies > 0 and evaluate(model, data.train, tok.pad_token_id, tokens="action")[0] < replies_before
 
 
 # --- the cycle and the registry ---------------------------------------------------------------------------
@@ -254,6 +257,9 @@ def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_
     assert report.status == "promoted" and report.adapter_id == "a0001"
     row = get_adapter(filled_store, "a0001")
     assert row["status"] == "promoted" and row["metrics"]["heldout_ce"]["candidate"] > 0
+    # How likely the held-out replies that worked are, before and after: the policy's drift, measured.
+    replies = row["metrics"]["heldout_action_ce"]
+    assert replies["tokens"] > 0 and replies["current"] > 0 and replies["candidate"] > 0
     # The promoted adapter was checked on every look-up the agent may recall (each file read 3 times, one output).
     check = row["metrics"]["recall_check"]
     assert check["checked"] == len(FILES) and isinstance(check["wrong"], list)

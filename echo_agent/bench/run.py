@@ -285,6 +285,7 @@ class Bench:
         return {"status": report.status, "adapter_id": report.adapter_id, "message": report.message,
                 "seconds": round(time.monotonic() - t0, 1), "heldout_ce": m.get("heldout_ce"),
                 "probe_ce": m.get("probe_ce"), "gain": m.get("gain"), "probe_rise": m.get("probe_rise"),
+                "heldout_action_ce": m.get("heldout_action_ce"),
                 "retention": {k: v for k, v in (m.get("retention") or {}).items() if k != "lost_steps"},
                 "train": m.get("train")}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -231,6 +232,7 @@ def measure_baseline(store: TrajectoryStore, peft_model: Any, data: CycleData, p
     replayed = set(data.replay_episode_ids)
     evaluate(peft_model, [w for w in data.train if w.episode_id not in replayed], pad_id, per_step=per_step)
     heldout_current, n_held = evaluate(peft_model, data.heldout, pad_id, per_step=per_step)
+    action_current, n_action = evaluate(peft_model, data.heldout, pad_id, tokens="action")
     new_ids = set(data.new_step_ids)
     store.set_surprise({sid: total / n for sid, (total, n, _) in per_step.items() if n and sid in new_ids})
     kept: dict[str, list[float]] = {}
@@ -238,15 +240,16 @@ def measure_baseline(store: TrajectoryStore, peft_model: Any, data: CycleData, p
     with peft_model.disable_adapter():
         heldout_base, _ = evaluate(peft_model, data.heldout, pad_id)
         probe_base, n_probe = evaluate(peft_model, probe, pad_id)
-    return Baseline(heldout_current, heldout_base, probe_base, kept, n_held, n_probe)
+    return Baseline(heldout_current, heldout_base, probe_base, kept, n_held, n_probe, action_current, n_action)
 
 
 def measure_candidate(peft_model: Any, data: CycleData, probe: list[Window], pad_id: int) -> Candidate:
     heldout, _ = evaluate(peft_model, data.heldout, pad_id)
+    action, _ = evaluate(peft_model, data.heldout, pad_id, tokens="action")
     probe_ce, _ = evaluate(peft_model, probe, pad_id)
     kept: dict[str, list[float]] = {}
     evaluate(peft_model, data.retention, pad_id, per_step=kept)
-    return Candidate(heldout, probe_ce, kept)
+    return Candidate(heldout, probe_ce, kept, action)
 
 
 def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, stats: TrainStats,
@@ -257,6 +260,9 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
         "heldout_ce": {"base": baseline.heldout_base, "current": baseline.heldout_current,
                        "candidate": candidate.heldout},
         "probe_ce": {"base": baseline.probe_base, "candidate": candidate.probe},
+        "heldout_action_ce": {"current": _number(baseline.heldout_action_current),
+                              "candidate": _number(candidate.heldout_action),
+                              "tokens": baseline.heldout_action_tokens},
         "gain": reasons["heldout_gain"].value, "probe_rise": reasons["forgetting"].value,
         "heldout_env_tokens": baseline.heldout_env_tokens, "probe_env_tokens": baseline.probe_env_tokens,
         "train": {"steps": stats.steps, "env_tokens": stats.env_tokens, "tokens": stats.tokens,
@@ -268,6 +274,11 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
                  "retention_tolerance": settings.retention_tolerance},
         "decision": decision.to_dict(),
     }
+
+
+def _number(x: float) -> float | None:
+    """A measurement as JSON keeps it: nan (nothing to measure) becomes None."""
+    return None if math.isnan(x) else x
 
 
 def verdict_message(adapter_id: str, decision: Decision) -> str:

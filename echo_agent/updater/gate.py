@@ -38,6 +38,10 @@ class Baseline:
     """Per-step CE of the adapter in use on a sample of older episodes."""
     heldout_env_tokens: int = 0
     probe_env_tokens: int = 0
+    heldout_action_current: float = float("nan")
+    """CE of the adapter in use on the held-out episodes' replies that ran and exited 0 (the action tokens):
+    how likely it finds the commands that worked; nan when there are none."""
+    heldout_action_tokens: int = 0
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Candidate:
     heldout: float
     probe: float
     retention: PerStep = field(default_factory=dict)
+    heldout_action: float = float("nan")
 
 
 @dataclass(frozen=True)

@@ -244,11 +244,13 @@ def train(
 
 
 def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: int = 8192,
-             per_step: dict[str, list[float]] | None = None) -> tuple[float, int]:
+             per_step: dict[str, list[float]] | None = None, tokens: str = "env") -> tuple[float, int]:
     """(mean env-token CE in nats/token, env-token count) of `model` on `windows`.
 
     With `per_step`, each step's env-token CE sum, count and largest token CE are accumulated there (step id ->
     [sum, n, max]); the largest is the teacher-forced counterpart of recall's confidence (the weakest token).
+    `tokens="action"` measures the action tokens instead (the replies `render`'s `actions` rule marks): how
+    likely the model finds the commands that worked, which is what its choices follow (`choosing.py`).
     """
     import torch
 
@@ -259,17 +261,18 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
     with torch.no_grad():
         for batch in batches(windows, batch_tokens):
             b = collate(batch, pad_id, device)
-            env = b["env"][:, 1:]
-            if not bool(env.any()):
+            keep = b[tokens][:, 1:]  # (B, T-1) the targets measured
+            if not bool(keep.any()):
                 continue
-            ce = token_ce(model, b, env)  # (B, T-1), exact CE at env positions
-            total += float((ce * env).sum().item())
-            n += int(env.sum().item())
+            ce = token_ce(model, b, keep)  # (B, T-1), exact CE at the kept positions
+            total += float((ce * keep).sum().item())
+            n += int(keep.sum().item())
             if per_step is not None:
                 rows = ce.float().cpu().tolist()
+                mask = "env_mask" if tokens == "env" else "action_mask"
                 for row, w in enumerate(batch):
                     for t in range(1, len(w.input_ids)):
-                        if w.env_mask[t] and w.step_ids[t] is not None:
+                        if getattr(w, mask)[t] and w.step_ids[t] is not None:
                             acc = per_step.setdefault(w.step_ids[t], [0.0, 0, 0.0])
                             x = rows[row][t - 1]
                             acc[0] += x

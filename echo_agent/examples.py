@@ -31,6 +31,10 @@ class Example:
     task: str
     command: str
     source: str  # "store" or "bundled"
+    episode_id: str | None = None
+    """The episode a store example comes from."""
+    cwd: str | None = None
+    """Where a store example's command ran."""
 
 
 @functools.cache
@@ -47,7 +51,7 @@ def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
             continue
         first = store.episode_steps(ep["id"])[0]
         if first["command"] and first["exit_code"] == 0 and first["source"] == StepSource.EXECUTED:
-            out.append(Example(ep["task"], first["command"], "store"))
+            out.append(Example(ep["task"], first["command"], "store", ep["id"], first["cwd_before"]))
     return out
 
 

@@ -4,7 +4,9 @@ the step, repeat until the model answers or a limit is reached.
 Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or wall time), `FormatError`
 (a reply with neither a command nor an answer, which becomes a harness warning the model sees), `Declined` (the
 user said no and gave nothing else to do, or the model proposed a declined command again) and `UserQuit` (end of
-input at a prompt, which ends the episode as Ctrl-C does). An answer is grounded (`grounding.py`) before it is
+input at a prompt, which ends the episode as Ctrl-C does). A task looked up here before may be answered from
+memory, with nothing run, when the model is sure of the answer and it agrees with what was seen (`remembering.py`).
+An answer is grounded (`grounding.py`) before it is
 given: one that states what the observations do not hold is replaced by the output it should have read. A new task's
 first command is chosen by the model among its own reply and its examples adapted to the task (`choosing.py`); when
 it fails, the next candidates and a search for the task's rarest word run before the model answers. Every step is
@@ -24,16 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echo_agent import observation as obs
-from echo_agent import recall
+from echo_agent import recall, remembering
 from echo_agent.choosing import candidates, fallbacks, rank
 from echo_agent.config import Settings
-from echo_agent.errors import TaskError
 from echo_agent.grounding import ground
 from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.adapters import recall_exclusions
 from echo_agent.memory.redact import storable
 from echo_agent.prompting import build_prompt
-from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource
+from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource, check_task
 from echo_agent.repair import absence_check, fix_missing_file
 from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
 from echo_agent.shell.risk import READ_ONLY, Risk, classify, is_read_only
@@ -106,6 +107,9 @@ class AgentConfig:
     """Context budget in characters; the oldest steps are dropped first (the prompt and task always stay)."""
     recall: bool = True
     """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
+    memory: bool = True
+    """Answer a task looked up here before from the model's memory, with nothing run, when it is sure and the answer
+    agrees with what was seen (remembering.py); only with `recall` on and `verify` not "all"."""
     verify: Verify = Verify.SAMPLE
     """Which confident recalls are executed anyway. The sample is systematic from a random start (see `seed`):
     each confident recall is verified with probability verify_fraction, as in a random draw, but of n recalls in
@@ -135,27 +139,14 @@ class EpisodeResult:
     status: EpisodeStatus
     answer: str | None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    remembered: bool = False
+    """The answer came from memory: nothing was run or recalled."""
 
 
 def _failed(step: dict[str, Any]) -> bool:
     """Whether the step's command ran and exited non-zero."""
     return step.get("source") == StepSource.EXECUTED and obs.exit_code_from_status(step.get("status") or "") not in (
         None, 0)
-
-
-MAX_TASK_CHARS = 2000
-"""Longest task taken: a question, not a document (name a file that holds a long text instead)."""
-
-
-def check_task(task: str) -> str:
-    """The task, or a TaskError saying why it is refused (empty, or longer than MAX_TASK_CHARS)."""
-    if not task.strip():
-        raise TaskError("the task is empty: say what you want done or answered, e.g. "
-                        "echo-agent ask \"how big is this folder\"")
-    if len(task) > MAX_TASK_CHARS:
-        raise TaskError(f"the task is {len(task):,} characters long; keep it under {MAX_TASK_CHARS:,} (put a long "
-                        "text in a file and name the file in the task)")
-    return task
 
 
 class Agent:
@@ -208,6 +199,9 @@ class Agent:
         self.declined, self._task, self._ranked, self._fallbacks = [], task, [], None
         started = time.monotonic()
         try:
+            if (remembered := self._from_memory(prompt, task, earlier)) is not None:
+                result.status, result.answer, result.remembered = EpisodeStatus.DONE, remembered, True
+                return result
             while True:
                 if len(result.steps) >= self.config.max_steps:
                     raise LimitsExceeded(f"step limit ({self.config.max_steps}) reached")
@@ -346,13 +340,33 @@ class Agent:
         if not pred.confident(threshold):
             record(shell_result=self._run(command), prediction=pred)
             return
-        if self.config.verify == Verify.SAMPLE:
-            self._verify_credit += self.config.verify_fraction
-            if self._verify_credit >= 1.0:
-                self._verify_credit -= 1.0
-                record(shell_result=self._run(command), prediction=pred)
-                return
+        if self._sampled():
+            record(shell_result=self._run(command), prediction=pred)
+            return
         record(prediction=pred, recalled=True)
+
+    def _sampled(self) -> bool:
+        """Whether this confident recall (or answer from memory) is one of the share run anyway (`verify`)."""
+        if self.config.verify != Verify.SAMPLE:
+            return False
+        self._verify_credit += self.config.verify_fraction
+        if self._verify_credit < 1.0:
+            return False
+        self._verify_credit -= 1.0
+        return True
+
+    def _from_memory(self, prompt: list[dict[str, str]], task: str, earlier: list) -> str | None:
+        """The answer from memory (`remembering.py`) to a new task looked up here before, or None to look it up."""
+        if (not (self.config.memory and self.config.recall) or self.config.verify == Verify.ALL or earlier
+                or self.store is None):
+            return None
+        seen = remembering.evidence(self.store, task, self.shell.cwd, self.settings.recall_min_runs)
+        if seen is None:
+            return None
+        messages = fit_context(build_context(prompt, task, settings=self.settings), len(prompt),
+                               self.config.context_chars)
+        text = remembering.answer(self.policy, messages, seen, task, self.config.recall_threshold)
+        return None if text is None or self._sampled() else text
 
     def _absent(self, risk: Risk) -> str | None:
         """The first program the command runs that the shell does not have, when such programs are all that

@@ -1,4 +1,4 @@
-"""The states a stored record can be in, as types, and the rule for a task's identity.
+"""The states a stored record can be in, as types, and the rules for a task: which are taken, and its identity.
 
 Every state is a `StrEnum`: its members are the strings the store has always held (`"done"`, `"recalled"`), so
 existing stores read back unchanged, a member compares equal to its string, and JSON writes it as one.
@@ -7,6 +7,8 @@ existing stores read back unchanged, a member compares equal to its string, and 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from echo_agent.errors import TaskError
 
 
 class SessionKind(StrEnum):
@@ -78,3 +80,18 @@ def same_answer(a: str | None, b: str | None) -> bool:
     def norm(text: str) -> str:
         return " ".join(text.lower().split()).rstrip(".!")
     return a is not None and b is not None and norm(a) == norm(b)
+
+
+MAX_TASK_CHARS = 2000
+"""Longest task taken: a question, not a document (name a file that holds a long text instead)."""
+
+
+def check_task(task: str) -> str:
+    """The task, or a TaskError saying why it is refused (empty, or longer than MAX_TASK_CHARS)."""
+    if not task.strip():
+        raise TaskError("the task is empty: say what you want done or answered, e.g. "
+                        "echo-agent ask \"how big is this folder\"")
+    if len(task) > MAX_TASK_CHARS:
+        raise TaskError(f"the task is {len(task):,} characters long; keep it under {MAX_TASK_CHARS:,} (put a long "
+                        "text in a file and name the file in the task)")
+    return task

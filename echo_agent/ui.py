@@ -126,9 +126,11 @@ class RichUI:
                                    + (f"  weakest token log-prob {conf:.2f}" if conf is not None else ""),
                                    "magenta"))
 
-    def answer(self, text: str) -> None:
+    def answer(self, text: str, remembered: bool = False) -> None:
+        """The answer; one from memory says that nothing was run for it."""
         self._end_stream()
-        self.console.print(literal("answer ", "bold green"), literal(text))
+        label = "answer from memory (nothing was run; --no-recall looks it up) " if remembered else "answer "
+        self.console.print(literal(label, "bold green"), literal(text))
 
     def stopped(self, status: str) -> None:
         self._end_stream()

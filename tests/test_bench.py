@@ -288,6 +288,23 @@ def test_model_policy_checks_the_models_answer(tmp_path):
     assert sum(m["role"] == "assistant" for m in prompts[0]) >= 2 and prompts[0][0]["content"] != BENCH_SYSTEM_PROMPT
 
 
+def test_model_policy_answers_from_memory_once_a_task_was_looked_up_twice(tmp_path):
+    suite = generated_suite(4, 2)
+    asked: Counter = Counter()
+
+    def model(messages):  # looks up in its first two rounds; from then on, asked for the answer, it knows it
+        task = next(t for t in suite.tasks if t.question == [m for m in messages if m["role"] == "user"][-1]["content"])
+        if messages[-1]["role"] == "tool":
+            return f"```answer\n{task.answer}\n```"
+        asked[task.question] += 1
+        return f"```answer\n{task.answer}\n```" if asked[task.question] > 2 else f"```bash\n{task.commands[0]}\n```"
+
+    cfg = BenchConfig(rounds=3, tasks=2, arms=("frozen",), policy="model", verify="none", out_dir=tmp_path / "b")
+    rounds = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(model)).run()["arms"]["frozen"]["rounds"]
+    assert [r["executed"] for r in rounds] == [2, 2, 0] and [r["accuracy"] for r in rounds] == [1.0, 1.0, 1.0]
+    assert rounds[2]["answers"]["memory"] == {"tasks": 2, "right": 2} and rounds[2]["recalls"] == 0
+
+
 def test_train_options_are_typed_and_checked():
     from echo_agent.cli.bench import parse_train_options
     from echo_agent.errors import EchoAgentError

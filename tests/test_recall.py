@@ -203,7 +203,8 @@ def test_verification_is_a_steady_share_of_confident_recalls(ws, store, fraction
                   ui=RecordingUI()).run("earlier")
         shell.ran.clear()
         agent = Agent(ScriptedBackend(replies, {"cat app.conf": (CONF + "[exit 0]", -0.01)}), shell, store,
-                      config=AgentConfig(examples=0, recall_threshold=-0.5, verify="sample", verify_fraction=fraction),
+                      config=AgentConfig(examples=0, recall_threshold=-0.5, verify="sample", verify_fraction=fraction,
+                                         memory=False),
                       ui=RecordingUI())
         steps = [s for _ in range(n) for s in agent.run("what port").steps]
     verified = sum(s["verified"] is not None for s in steps)
@@ -236,7 +237,7 @@ def test_a_look_up_the_adapters_recall_check_found_wrong_is_run_under_that_adapt
     for adapter_id, ran in (("a0001", ["cat app.conf"]), ("starter", [])):
         with CountingShell(cwd=ws) as shell:
             agent = Agent(ScriptedBackend(["```bash\ncat app.conf\n```", "```answer\n8123\n```"], known), shell,
-                          store, config=AgentConfig(examples=0, recall_threshold=-0.5, verify="none"),
+                          store, config=AgentConfig(examples=0, recall_threshold=-0.5, verify="none", memory=False),
                           adapter=lambda a=adapter_id: (a, None))
             steps = store.episode_steps(agent.run("what port").episode_id)
         assert shell.ran == ran and steps[0]["source"] == ("executed" if ran else "recalled")

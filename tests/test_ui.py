@@ -38,6 +38,9 @@ def test_the_assistant_shows_commands_outputs_and_answers_literally():
     text = console.export_text()
     assert f"$ {command}  [read-only]" in text and f"\n{MARKUP}\n" in text and "[exit 0]" in text
     assert f"answer  {MARKUP}" in text or f"answer {MARKUP}" in text
+    assert "from memory" not in text
+    r.answer(MARKUP, remembered=True)  # nothing was run for it, and the user is told so
+    assert f"answer from memory (nothing was run; --no-recall looks it up)  {MARKUP}" in console.export_text()
 
 
 def test_the_confirmation_prompt_says_what_the_command_is(monkeypatch):

@@ -160,7 +160,7 @@ def record_lookups(store: TrajectoryStore, ws: Path, files: dict[str, str], roun
         for _ in range(rounds):
             for name in files:
                 backend = ScriptedBackend([f"```bash\ncat {name}\n```", "```answer\nok\n```"])
-                Agent(backend, shell, store, config=AgentConfig(examples=0)).run(f"show {name}")
+                Agent(backend, shell, store, config=AgentConfig(examples=0, memory=False)).run(f"show {name}")
 
 
 FILES = {f"svc{i}.conf": f"name = svc{i}\nport = {8000 + 7 * i}\n" for i in range(4)}
@@ -403,7 +403,7 @@ def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store,
     replies = iter(["```bash\ncat svc0.conf\n```", "```answer\nok\n```"] * 2)
     script = ScriptedBackend(lambda messages: next(replies))
     with ShellSession(cwd=ws) as shell:
-        agent = Agent(script, shell, filled_store, predictor=policy, config=AgentConfig(examples=0),
+        agent = Agent(script, shell, filled_store, predictor=policy, config=AgentConfig(examples=0, memory=False),
                       adapter=lambda: registry.current_adapter(filled_store))
         first = agent.run("show svc0.conf")
         assert policy.adapter is None and script.adapter is None

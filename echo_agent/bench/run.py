@@ -205,6 +205,7 @@ class Bench:
                 config = AgentConfig(
                     examples=0 if scripted else AgentConfig.examples, prompt=prompt, max_steps=4 if scripted else 6,
                     choose=not scripted,  # the scripted look-ups are the task's definition, run as written
+                    memory=not scripted,  # the scripted policy looks up every task: the world model alone is measured
                     recall=True, verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
                 session = store.start_session(kind=SessionKind.BENCH, model=getattr(predictor, "name", None), shell="bash")

@@ -85,7 +85,7 @@ def run_assistant(tasks: Iterable[str], options: AssistantOptions, *, chat: bool
                 return EXIT_CODES["aborted"]
             status, parent = result.status, result.episode_id
             if result.answer is not None:
-                ui.answer(result.answer)
+                ui.answer(result.answer, remembered=result.remembered)
             elif result.status == "declined":
                 ui.stopped("declined: nothing was run without your yes")
             else:
@@ -104,7 +104,7 @@ def ask_command(task: Annotated[str, typer.Argument(help="What you want done or 
 
     Example: echo-agent ask "how big is my Downloads folder"
     """
-    from echo_agent.agent import check_task
+    from echo_agent.records import check_task
 
     check_task(task)  # a task that cannot be taken is refused before the model loads
     raise typer.Exit(run_assistant([task], options, chat=False))

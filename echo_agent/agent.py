@@ -6,12 +6,12 @@ Steered by a few exceptions: `Submitted` (an answer), `LimitsExceeded` (steps or
 user said no and gave nothing else to do, or the model proposed a declined command again) and `UserQuit` (end of
 input at a prompt, which ends the episode as Ctrl-C does). A task looked up here before may be answered from
 memory, with nothing run, when the model is sure of the answer and it agrees with what was seen (`remembering.py`).
-An answer is grounded (`grounding.py`) before it is
-given: one that states what the observations do not hold is replaced by the output it should have read. A new task's
-first command is chosen by the model among its own reply and its examples adapted to the task (`choosing.py`); when
-it fails, the next candidates and a search for the task's rarest word run before the model answers. Every step is
-committed to the store as it completes; the context is built from the stored (redacted) steps with
-`transcript.py`, so what the model saw is exactly what the updater trains on.
+An answer is grounded (`grounding.py`) before it is given: one that states what the observations do not hold is
+replaced by the output it should have read. A new task's first command is chosen by the model among its own reply
+and its examples adapted to the task (`choosing.py`); when it fails, the next candidates and a search for the
+task's rarest word run before the model answers. Every step is committed to the store as it completes; the context
+is built from the stored (redacted) steps with `transcript.py`, so what the model saw is exactly what the updater
+trains on.
 """
 
 from __future__ import annotations

@@ -197,11 +197,6 @@ def rank(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, c
     return [commands[i] for i in sorted(range(len(commands)), key=lambda i: (-scores[i], i))]
 
 
-def choose(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, commands: list[str]) -> str:
-    """The command the model scores best as its reply; the first on a tie."""
-    return rank(backend, messages, prefill, commands)[0]
-
-
 def _text_files(cwd: Path) -> list[Path]:
     """Readable text files here and up to WALK_DEPTH folders down (hidden ones and their contents aside), at
     most WALK_FILES of them, in a stable order."""

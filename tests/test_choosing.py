@@ -8,7 +8,6 @@ from echo_agent.agent import Agent, AgentConfig
 from echo_agent.choosing import (
     adapt,
     candidates,
-    choose,
     degenerate,
     fallbacks,
     prompt_examples,
@@ -88,8 +87,8 @@ def test_a_command_the_task_quotes_in_backticks_is_the_candidate(tmp_path):
 
 def test_choose_takes_the_best_scored_command_first_on_a_tie():
     backend = Scores([], best="du -sh media\n")
-    assert choose(backend, [], "```bash\n", ["du -sh media.txt", "du -sh media"]) == "du -sh media"
-    assert choose(backend, [], "```bash\n", ["ls", "pwd"]) == "ls"
+    assert rank(backend, [], "```bash\n", ["du -sh media.txt", "du -sh media"])[0] == "du -sh media"
+    assert rank(backend, [], "```bash\n", ["ls", "pwd"]) == ["ls", "pwd"]  # a tie keeps the order given
 
 
 def test_the_agent_runs_the_chosen_example_and_records_it_as_the_reply(tmp_path, isolated_home):

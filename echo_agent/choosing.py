@@ -22,10 +22,12 @@ import glob
 import os
 import re
 import shlex
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from echo_agent import observation as obs
 from echo_agent.examples import STOPWORDS, stem
 from echo_agent.grounding import LITERAL_ECHO
 from echo_agent.replies import CLOSE
@@ -138,9 +140,18 @@ def _keep(commands: list[str], wrong: Callable[[str], bool]) -> list[str]:
 
 def degenerate(command: str) -> bool:
     """A generation gone wrong, not a command to run: eight words or more, two in three of them repeats
-    (`git branch -m -l -m -l -m …`)."""
+    (`git branch -m -l -m -l -m …`); a status line in it, or text bash cannot parse (`bash -n`). After env-only
+    training a model once wrote the output it had learned as its command: `kamictl --version) echo 'kamictl
+    7.22.85' ;;` and `[exit 0]` lines after it (docs/measurements.md)."""
     words = command.split()
-    return len(words) >= 8 and len(set(words)) * 3 <= len(words)
+    if len(words) >= 8 and len(set(words)) * 3 <= len(words):
+        return True
+    if any(obs.is_status_line(line) for line in command.splitlines()):
+        return True
+    try:
+        return subprocess.run(["bash", "-n", "-c", command], capture_output=True, timeout=5).returncode != 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # no verdict: the command stays a candidate like any other
 
 
 _QUOTED_RE = re.compile(r"`([^`\n]+)`")

@@ -305,6 +305,13 @@ def test_model_policy_answers_from_memory_once_a_task_was_looked_up_twice(tmp_pa
     assert rounds[2]["answers"]["memory"] == {"tasks": 2, "right": 2} and rounds[2]["recalls"] == 0
 
 
+def test_the_model_policy_defaults_to_a_run_that_fits_its_budget():
+    assert (BenchConfig().rounds, BenchConfig().tasks) == (4, 12)
+    model = BenchConfig(policy="model")
+    assert (model.rounds, model.tasks, model.policy) == (3, 10, "model")
+    assert (BenchConfig(policy="model", rounds=5, tasks=4).rounds, BenchConfig(policy="model", tasks=4).tasks) == (5, 4)
+
+
 def test_train_options_are_typed_and_checked():
     from echo_agent.cli.bench import parse_train_options
     from echo_agent.errors import EchoAgentError

@@ -57,6 +57,11 @@ def test_degenerate_replies_and_missing_paths_are_left_out(tmp_path):
     adapted = ["du -sh media", "ls -S media | head -n 1"]
     assert candidates(task, prompt, "du -sh media.txt", tmp_path) == adapted  # media.txt is not there
     assert degenerate("git branch -m -l " + "-m -l " * 6) and not degenerate("git log -1 --format=%s")
+    # an output copied into the command, with or without the syntax error it makes
+    assert degenerate("kamictl --version) echo 'kamictl 7.22.85' ;;\n[exit 0]\n\n[exit 0]")
+    assert degenerate("kamictl --version) echo 'kamictl 7.22.85' ;;") and degenerate("cat a.conf\n[exit 0]")
+    assert not degenerate("for f in *.log; do wc -l \"$f\"; done") and not degenerate("[ -f a.conf ] && cat a.conf")
+    assert candidates(task, prompt, "du -sh media) echo 'x' ;;", tmp_path) == adapted
     assert candidates(task, prompt, "git branch " + "-m " * 12, tmp_path) == adapted
     assert candidates(task, prompt, "touch media/new.txt", tmp_path)[0] == "touch media/new.txt"  # an action may
     # make a path; a pattern that matches nothing, a literal echo, a program the shell lacks, or a command that

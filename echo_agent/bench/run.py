@@ -59,12 +59,18 @@ BENCH_SYSTEM_PROMPT = "You are a terminal assistant. Reply with one ```bash comm
 """The scripted policy's whole prompt: a short one, because every prompt token is trained on in each pass."""
 
 
+DEFAULT_SIZE = {BenchPolicy.SCRIPTED: (4, 12), BenchPolicy.MODEL: (3, 10)}
+"""(rounds, tasks) when not given. With the model in charge an episode carries the assistant's whole prompt, so a
+cycle trains several times the tokens of a scripted one: 3 rounds of 10 tasks fit a 30-minute budget on 2 slow
+CPU cores, 4 of 12 did not (docs/measurements.md). Round 3 is the first that can recall or answer from memory."""
+
+
 @dataclass
 class BenchConfig:
-    rounds: int = 4
-    """Rounds of every task per arm."""
-    tasks: int = 12
-    """Tasks of the generated suite (ignored with a suite file)."""
+    rounds: int | None = None
+    """Rounds of every task per arm (None: DEFAULT_SIZE for the policy)."""
+    tasks: int | None = None
+    """Tasks of the generated suite, ignored with a suite file (None: DEFAULT_SIZE for the policy)."""
     seed: int = 0
     """World, task and verification seed."""
     minutes: float | None = None
@@ -87,6 +93,12 @@ class BenchConfig:
     device: str = "auto"
     out_dir: Path | None = None
     """Where the arms' homes and the workspace go (default: a new temporary directory)."""
+
+    def __post_init__(self) -> None:
+        self.policy = BenchPolicy(self.policy)
+        rounds, tasks = DEFAULT_SIZE[self.policy]
+        self.rounds = rounds if self.rounds is None else self.rounds
+        self.tasks = tasks if self.tasks is None else self.tasks
 
 
 @dataclass

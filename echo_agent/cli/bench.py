@@ -40,8 +40,10 @@ def parse_train_options(items: list[str]) -> dict[str, Any]:
 
 @bench_app.command("retrieval")
 def retrieval_command(
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Rounds of every task per arm.")] = 4,
-    tasks: Annotated[int, typer.Option("--tasks", min=1, help="Tasks in the generated world.")] = 12,
+    rounds: Annotated[int | None, typer.Option("--rounds", min=1, help="Rounds of every task per arm "
+                                               "[default: 4; 3 with --policy model].")] = None,
+    tasks: Annotated[int | None, typer.Option("--tasks", min=1, help="Tasks in the generated world "
+                                              "[default: 12; 10 with --policy model].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the world, its tasks and verification.")] = 0,
     minutes: Annotated[float | None, typer.Option("--minutes", min=0.0, help="Overall time budget: stop cleanly "
                                                   "when spent and report what ran.")] = None,

@@ -213,6 +213,17 @@ def test_training_lowers_env_ce_and_is_reproducible(filled_store, tiny_model_dir
     assert all(bool((x == y).all()) for x, y in zip(w1, w2, strict=True))
 
 
+def test_loading_for_training_hides_peft_deprecation_noise(tiny_model_dir):
+    import warnings
+
+    from echo_agent.updater.cycle import load_for_training
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_for_training(tiny_model_dir, None, TrainConfig(epochs=1), device="cpu")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 @pytest.mark.parametrize("cfg", [TrainConfig(epochs=1, objective="env+action", action_weight=0.5),
                                  TrainConfig(epochs=1, kl_weight=0.1), TrainConfig(epochs=50, max_minutes=0.0)])
 def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokenizer, cfg):

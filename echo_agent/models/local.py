@@ -14,9 +14,10 @@ adapters stay loaded (they are small) so switching back is instant.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from echo_agent.errors import AdapterError, ModelError
 from echo_agent.models.base import ChatMessage, FinishReason, Generation, GenerationBuilder
 from echo_agent.models.prompt import IncrementalDecoder, PromptRenderer, template_role
 
-__all__ = ["IncrementalDecoder", "LocalBackend", "resolve_model", "template_role"]
+__all__ = ["IncrementalDecoder", "LocalBackend", "quiet_peft", "resolve_model", "template_role"]
 
 def resolve_model(model: str | Path) -> tuple[Path | str, bool]:
     """(what to pass to from_pretrained, whether it is the embedded ChatML model)."""
@@ -40,6 +41,14 @@ def resolve_model(model: str | Path) -> tuple[Path | str, bool]:
     if path.suffix == ".gguf" or str(model).startswith(("/", ".", "~")):
         raise ModelError(f"model {model}: no such GGUF file or model directory; check the path")
     return str(model), False  # a hub id; transformers says if it cannot be found
+
+
+@contextmanager
+def quiet_peft():
+    """Hides the deprecation warning peft's model wrapper raises from transformers on every load."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 class LocalBackend:
@@ -191,9 +200,10 @@ class LocalBackend:
         from peft import PeftModel
 
         if self._peft is None:
-            self._peft = PeftModel.from_pretrained(
-                self._base, str(path), adapter_name=name, is_trainable=False
-            )
+            with quiet_peft():
+                self._peft = PeftModel.from_pretrained(
+                    self._base, str(path), adapter_name=name, is_trainable=False
+                )
             self._peft.eval()
             self.model = self._peft
         else:

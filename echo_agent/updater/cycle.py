@@ -100,7 +100,7 @@ def load_for_training(model: str | Path, adapter: Path | None, cfg: TrainConfig,
     from peft import PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from echo_agent.models.local import resolve_model
+    from echo_agent.models.local import quiet_peft, resolve_model
 
     source, _ = resolve_model(model)
     if device == "auto":
@@ -108,11 +108,12 @@ def load_for_training(model: str | Path, adapter: Path | None, cfg: TrainConfig,
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(source)
     base = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device)
-    if adapter is not None:
-        peft_model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
-    else:
-        torch.manual_seed(cfg.seed)
-        peft_model = get_peft_model(base, lora_config(cfg))
+    with quiet_peft():
+        if adapter is not None:
+            peft_model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+        else:
+            torch.manual_seed(cfg.seed)
+            peft_model = get_peft_model(base, lora_config(cfg))
     return peft_model, tokenizer, device
 
 

@@ -201,6 +201,19 @@ def test_confident_recall_replaces_look_ups_and_the_report_says_so(tmp_path):
     assert plot(report, tmp_path / "p.png").stat().st_size > 1000
 
 
+def test_plot_draws_no_paraphrased_line_for_a_suite_without_paraphrases(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    row = {"round": 1, "executed_per_task_repeated": 1.0, "executed_per_task_paraphrased": None,
+           "accuracy": 1.0, "env_ce": None}
+    report = {"suite": "s", "arms": {"frozen": {"rounds": [row]}, "learning": {"rounds": [row]}}}
+    plot(report, tmp_path / "p.png")
+    labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert labels == ["frozen repeated", "learning repeated"]
+
+
 def test_verify_all_runs_every_look_up_and_measures_precision(tmp_path):
     suite = generated_suite(2, 4)
     known = _real_outputs(suite, tmp_path)

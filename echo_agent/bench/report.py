@@ -83,7 +83,7 @@ def result_line(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: str | Path) -> Path:
     """Three panels over rounds, one line per arm: executed retrievals per task (repeated solid, paraphrased
-    dashed), answer accuracy, and held-out env CE."""
+    dashed where the suite has paraphrases), answer accuracy, and held-out env CE."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,8 +101,10 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         lw = 4 if arm == "frozen" else 1.6
         axes[0].plot(xs, [r["executed_per_task_repeated"] for r in rounds], "o-", color=c, lw=lw,
                      label=f"{arm} repeated")
-        axes[0].plot(xs, [r["executed_per_task_paraphrased"] for r in rounds], "s--", color=c, lw=lw,
-                     label=f"{arm} paraphrased")
+        paraphrased = [r["executed_per_task_paraphrased"] for r in rounds]
+        if any(v is not None for v in paraphrased):  # suites without paraphrases draw no empty line
+            axes[0].plot(xs, [math.nan if v is None else v for v in paraphrased], "s--", color=c, lw=lw,
+                         label=f"{arm} paraphrased")
         axes[1].plot(xs, [r["accuracy"] for r in rounds], "o-", color=c, lw=lw, label=arm)
         axes[2].plot(xs, [r["env_ce"] if r["env_ce"] is not None else math.nan for r in rounds], "o-", color=c,
                      lw=lw, label=arm)

@@ -224,6 +224,22 @@ def test_loading_for_training_hides_peft_deprecation_noise(tiny_model_dir):
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
+def test_saving_an_adapter_never_asks_the_hub(tiny_model_dir, tmp_path, monkeypatch):
+    import peft.utils.save_and_load as peft_save
+
+    from echo_agent.updater import registry
+    from echo_agent.updater.cycle import load_for_training
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("asked the Hub")
+
+    monkeypatch.setattr(peft_save, "check_file_exists_on_hf_hub", no_network, raising=False)
+    model, _, _ = load_for_training(tiny_model_dir, None, TrainConfig(epochs=1), device="cpu")
+    model.peft_config["default"].base_model_name_or_path = "smollm2-135m-instruct"  # a name, not a path
+    path = registry.save_adapter(model, tmp_path, "a0001", {"parent_id": None})
+    assert (path / "adapter_config.json").exists()
+
+
 @pytest.mark.parametrize("cfg", [TrainConfig(epochs=1, objective="env+action", action_weight=0.5),
                                  TrainConfig(epochs=1, kl_weight=0.1), TrainConfig(epochs=50, max_minutes=0.0)])
 def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokenizer, cfg):

@@ -109,7 +109,7 @@ def save_adapter(peft_model: Any, root: Path, adapter_id: str, meta: dict[str, A
     tmp = root / f".tmp-{adapter_id}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    peft_model.save_pretrained(tmp)
+    peft_model.save_pretrained(tmp, save_embedding_layers=False)  # LoRA only; "auto" asks the Hub about the base
     cfg = json.loads((tmp / "adapter_config.json").read_text())
     if cfg.get("modules_to_save") or cfg.get("use_dora"):
         shutil.rmtree(tmp)

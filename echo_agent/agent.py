@@ -144,9 +144,8 @@ class EpisodeResult:
 
 
 def _failed(step: dict[str, Any]) -> bool:
-    """Whether the step's command ran and exited non-zero."""
-    return step.get("source") == StepSource.EXECUTED and obs.exit_code_from_status(step.get("status") or "") not in (
-        None, 0)
+    """Whether the step's command ran and exited non-zero, or could not run: its program is not here."""
+    return step.get("source") == StepSource.EXECUTED and obs.did_not_work(step.get("status"), step.get("note"))
 
 
 class Agent:

@@ -164,8 +164,9 @@ def quoted_commands(task: str) -> list[str]:
 
 def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Path,
                runnable: Callable[[str], bool] = lambda _: True) -> list[str]:
-    """The commands to choose among, the model's own first (unless it is degenerate), each distinct. A task that
-    quotes commands in backticks gets those alone: the person said what to run. Then, as long as some are left:
+    """The commands to choose among, the model's own first (unless it is degenerate: then, with no example to
+    adapt, what a failed look-up falls back to), each distinct. A task that quotes commands in backticks gets
+    those alone: the person said what to run. Then, as long as some are left:
     no look-up naming a path missing in `cwd` (an action may name one it is about to make); none that
     `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up); and, when the
     task names something that is here, only those that name it too. A task that names nothing here but shares a
@@ -173,11 +174,14 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     here = Path(cwd)
     if quoted := quoted_commands(task):
         return quoted
-    found = [] if degenerate(own) else [own]
+    broken = degenerate(own)
+    found = [] if broken else [own]
     for example_task, example_command in prompt_examples(prompt):
         adapted = adapt(example_task, example_command, task, lambda name: (here / name).exists())
         if adapted and adapted not in found:
             found.append(adapted)
+    if not found and broken:  # nothing to run in its place but what a failed look-up falls back to
+        found = fallbacks(task, [], here)
     found = found or [own]
     found = _keep(found, lambda c: is_read_only(c) and _missing_path(c, here))
     found = _keep(found, lambda c: not runnable(c))

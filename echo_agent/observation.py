@@ -68,6 +68,12 @@ def no_command_marker(name: str) -> str:
     return f"[not run: no command named {name}]"
 
 
+def did_not_work(status: str | None, note: str | None) -> bool:
+    """Whether an executed step's command exited non-zero (its status line) or did not run because its program
+    is not here (its note)."""
+    return exit_code_from_status(status or "") not in (None, 0) or _NO_COMMAND_RE.fullmatch(note or "") is not None
+
+
 def is_harness_line(line: str) -> bool:
     """True for a whole line that is the program's own words (never trained on)."""
     return (line in _FIXED_HARNESS or _ELISION_RE.fullmatch(line) is not None

@@ -71,6 +71,13 @@ def test_degenerate_replies_and_missing_paths_are_left_out(tmp_path):
     assert candidates("what is the weather", [], 'echo "sunny"', tmp_path) == ['echo "sunny"']  # nothing else
 
 
+def test_a_degenerate_reply_with_no_example_to_adapt_gives_way_to_the_fallbacks(tmp_path):
+    here = _project(tmp_path)
+    copied = "grep: type: storage: odile\n[exit 0]\n[exit 1]"  # an output written where the command goes
+    assert candidates("who looks after storage", [], copied, here) == ["grep -rniw --exclude-dir=.git storage ."]
+    assert candidates("what is the weather", [], copied, here) == [copied]  # no fallback either: it stays
+
+
 class Scores(ScriptedBackend):
     """A scripted model that is surest of one command."""
 
@@ -158,6 +165,12 @@ def test_the_agent_runs_the_fallbacks_while_its_look_ups_fail(tmp_path, isolated
     assert [s["command"] for s in result.steps] == ["cat OWNERS", "grep -rniw --exclude-dir=.git storage ."]
     assert result.steps[1]["reply"] == "```bash\ngrep -rniw --exclude-dir=.git storage .\n```"
     assert "odile.marsh" in result.steps[1]["output"] and result.answer.startswith("odile.marsh")
+    # a program the shell does not have is a look-up that failed too
+    backend = Scores(["```bash\nstoragectl owner\n```", "```answer\nodile.marsh\n```"], best="storagectl")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
+    assert [s["command"] for s in result.steps] == ["storagectl owner", "grep -rniw --exclude-dir=.git storage ."]
+    assert "no command named storagectl" in result.steps[0]["note"] and "odile.marsh" in result.steps[1]["output"]
     # a first look-up that works: the model answers from it, no fallback runs
     backend = Scores(["```bash\ncat MAINTAINERS\n```", "```answer\nodile.marsh\n```"], best="cat MAINTAINERS")
     with ShellSession(cwd=here) as shell:

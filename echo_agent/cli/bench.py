@@ -41,9 +41,9 @@ def parse_train_options(items: list[str]) -> dict[str, Any]:
 @bench_app.command("retrieval")
 def retrieval_command(
     rounds: Annotated[int | None, typer.Option("--rounds", min=1, help="Rounds of every task per arm "
-                                               "[default: 4; 3 with --policy model].")] = None,
+                                               "(default 4; 3 with --policy model).")] = None,
     tasks: Annotated[int | None, typer.Option("--tasks", min=1, help="Tasks in the generated world "
-                                              "[default: 12; 10 with --policy model].")] = None,
+                                              "(default 12; 10 with --policy model).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the world, its tasks and verification.")] = 0,
     minutes: Annotated[float | None, typer.Option("--minutes", min=0.0, help="Overall time budget: stop cleanly "
                                                   "when spent and report what ran.")] = None,
@@ -78,7 +78,8 @@ def retrieval_command(
     Builds a fresh workspace of facts no model can know (from --seed) or your --suite, runs every task for
     --rounds rounds in two arms, each in its own temporary home: frozen (no updates) and learning (one update
     cycle between rounds). Reports per round and arm: executed retrievals per task, recalls, verified recall
-    precision, answer accuracy and held-out env-token CE; ends with a RESULT line.
+    precision, answer accuracy, where the answers came from (memory, recall, executed look-ups) and held-out
+    env-token CE; ends with a RESULT line.
 
     Example: echo-agent bench retrieval --minutes 30
     """

@@ -255,8 +255,9 @@ class Agent:
             chosen, self._ranked = ranked[0], ranked
             if chosen != text:
                 text, reply = chosen, f"{prefill}{chosen}{CLOSE}"
-        if any(s.get("command") == text and s.get("source") == StepSource.EXECUTED for s in result.steps):
-            # The same look-up again would print the same output: ask for the answer instead.
+        # The same look-up again would print (or recall) the same output: ask for the answer instead.
+        if any(s.get("command") == text and s.get("source") in (StepSource.EXECUTED, StepSource.RECALLED)
+               for s in result.steps):
             raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
         self._act(result, reply, text, messages)
 

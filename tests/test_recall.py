@@ -68,6 +68,13 @@ def test_confident_prediction_is_recalled_and_the_shell_is_not_touched(ws, store
     assert messages[-1].content.startswith(obs.RECALL_MARKER + "\n") and messages[-1].env_spans == []
 
 
+def test_a_recalled_look_up_asked_for_again_asks_for_the_answer_instead(ws, store):
+    again = ["```bash\ncat app.conf\n```", "```bash\ncat app.conf\n```", "```answer\n8123\n```"]
+    result, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)}, replies=again,
+                                       recall_threshold=-0.5, verify="none")
+    assert shell.ran == [] and [s["source"] for s in steps] == ["recalled"] and result.answer.startswith("8123")
+
+
 @pytest.mark.parametrize("history", [0, 1])
 def test_a_command_seen_fewer_times_than_recall_min_runs_is_run_not_predicted(ws, store, history):
     _, shell, steps = run_episode(ws, store, {"cat app.conf": (CONF + "[exit 0]", -0.01)}, history=history,

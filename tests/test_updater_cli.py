@@ -104,6 +104,9 @@ def test_daemon_waits_for_running_episodes_then_trains(tiny_home, tmp_path):
             time.sleep(0.5)
         else:
             pytest.fail("the daemon did not train:\n" + (tiny_home / "updater.log").read_text())
+        time.sleep(2)  # ten more polls: what is left after the cycle is too little, and is not retried each time
+        log = (tiny_home / "updater.log").read_text()
+        assert log.count("starting a cycle") <= 2 and "Loading weights" not in log, log
         status = runner.invoke(app, ["updater", "status"])
         assert "running (pid" in status.output and "cycle promoted" in status.output
     finally:

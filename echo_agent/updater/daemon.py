@@ -122,9 +122,11 @@ def log_line(message: str) -> None:
 
 def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float | None) -> None:
     """The daemon's loop (runs in the background process)."""
+    from transformers.utils import logging as hf_logging
+
     from echo_agent.config import Settings
     from echo_agent.memory.store import TrajectoryStore
-    from echo_agent.updater.cycle import run_cycle
+    from echo_agent.updater.cycle import CycleStatus, run_cycle
     from echo_agent.updater.train import TrainConfig
 
     pid_path, lock_path, _ = _paths(home)
@@ -138,18 +140,22 @@ def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float |
     pid_path.write_text(str(os.getpid()))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log_line(f"updater started (pid {os.getpid()}, every {interval:.0f} s, at {min_new_tokens} new env tokens)")
+    hf_logging.disable_progress_bar()  # the log is a file: no bars drawn with carriage returns
     settings = Settings.load(home)
+    too_little = None  # the pending count at which a cycle last found too little to train on: not retried
     try:
         while True:
             with TrajectoryStore(home / "store.db", settings=settings) as store:
                 pending = pending_env_tokens(store)
                 running = store.running_episodes()
-                if pending >= min_new_tokens and not running:
+                if pending >= min_new_tokens and not running and pending != too_little:
                     log_line(f"{pending} new env tokens; starting a cycle")
                     try:
                         cfg = TrainConfig.from_settings(settings, max_minutes=max_minutes)
                         report = run_cycle(store, settings, home=home, cfg=cfg, wait=False)
                         log_line(f"cycle {report.status}: {report.message}")
+                        idle = report.status in (CycleStatus.NOTHING_NEW, CycleStatus.NO_HELDOUT)
+                        too_little = pending if idle else None
                     except UpdateBusy as e:
                         log_line(f"skipped: {e}")
             time.sleep(interval)

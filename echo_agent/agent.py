@@ -144,8 +144,9 @@ class EpisodeResult:
 
 
 def _failed(step: dict[str, Any]) -> bool:
-    """Whether the step's command ran and exited non-zero, or could not run: its program is not here."""
-    return step.get("source") == StepSource.EXECUTED and obs.did_not_work(step.get("status"), step.get("note"))
+    """Whether the step's command ran and did not work (`obs.did_not_work`: a look-up that printed nothing too)."""
+    output = (step.get("output") or "") if step.get("kind") == StepKind.RETRIEVAL else None
+    return step.get("source") == StepSource.EXECUTED and obs.did_not_work(step.get("status"), step.get("note"), output)
 
 
 class Agent:
@@ -350,10 +351,9 @@ class Agent:
         if self.config.verify != Verify.SAMPLE:
             return False
         self._verify_credit += self.config.verify_fraction
-        if self._verify_credit < 1.0:
-            return False
-        self._verify_credit -= 1.0
-        return True
+        due = self._verify_credit >= 1.0
+        self._verify_credit -= 1.0 if due else 0.0
+        return due
 
     def _from_memory(self, prompt: list[dict[str, str]], task: str, earlier: list) -> str | None:
         """The answer from memory (`remembering.py`) to a new task looked up here before, or None to look it up."""

@@ -68,10 +68,13 @@ def no_command_marker(name: str) -> str:
     return f"[not run: no command named {name}]"
 
 
-def did_not_work(status: str | None, note: str | None) -> bool:
-    """Whether an executed step's command exited non-zero (its status line) or did not run because its program
-    is not here (its note)."""
-    return exit_code_from_status(status or "") not in (None, 0) or _NO_COMMAND_RE.fullmatch(note or "") is not None
+def did_not_work(status: str | None, note: str | None, output: str | None = None) -> bool:
+    """Whether an executed step's command exited non-zero (its status line), did not run because its program is
+    not here (its note), or, for a look-up (whose `output` is given), printed nothing to answer from: `who owns
+    app.conf` runs `who`, which exits 0 and, with nobody logged in, prints nothing."""
+    code = exit_code_from_status(status or "")
+    return (code not in (None, 0) or _NO_COMMAND_RE.fullmatch(note or "") is not None
+            or (code == 0 and output is not None and not output.strip()))
 
 
 def is_harness_line(line: str) -> bool:

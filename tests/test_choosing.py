@@ -171,6 +171,12 @@ def test_the_agent_runs_the_fallbacks_while_its_look_ups_fail(tmp_path, isolated
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
     assert [s["command"] for s in result.steps] == ["storagectl owner", "grep -rniw --exclude-dir=.git storage ."]
     assert "no command named storagectl" in result.steps[0]["note"] and "odile.marsh" in result.steps[1]["output"]
+    # so is one that exited 0 and printed nothing: there is nothing in it to answer from
+    backend = Scores(["```bash\nfind . -name storage\n```", "```answer\nodile.marsh\n```"], best="find")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
+    assert [s["command"] for s in result.steps] == ["find . -name storage", "grep -rniw --exclude-dir=.git storage ."]
+    assert result.steps[0]["status"] == "[exit 0]" and result.steps[0]["output"] == ""
     # a first look-up that works: the model answers from it, no fallback runs
     backend = Scores(["```bash\ncat MAINTAINERS\n```", "```answer\nodile.marsh\n```"], best="cat MAINTAINERS")
     with ShellSession(cwd=here) as shell:

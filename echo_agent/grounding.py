@@ -92,8 +92,18 @@ def ground(answer: str, steps: Sequence[Mapping[str, Any]], task: str, *, with_o
         return Grounded(answer, True)
     if shown:
         return Grounded(f"`{last['command']}` printed:\n{output}", False, missing)
-    return Grounded("I could not tell from what I ran" + (f" (`{last['command']}`)." if last else "."), False,
+    return Grounded(COULD_NOT_TELL + (f" (`{last['command']}`)." if last else "."), False,
                     missing)
+
+
+COULD_NOT_TELL = "I could not tell from what I ran"
+_SHOWN_RE = re.compile(r"`[^`\n]+` printed:\n")
+
+
+def replaced(answer: str) -> bool:
+    """Whether `answer` is what `ground` puts in place of an unsupported answer (the last output, or saying
+    that the agent could not tell), rather than the model's own supported words."""
+    return answer.startswith(COULD_NOT_TELL) or _SHOWN_RE.match(answer) is not None
 
 
 def is_short(output: str) -> bool:

@@ -13,16 +13,17 @@ KNOWN = {"s1": [0.1, 2, 0.05], "s2": [0.2, 2, 0.08], "s3": [9.0, 3, 4.0]}
 
 
 def baseline(**kw) -> Baseline:
-    return Baseline(**{"heldout_current": 2.0, "heldout_base": 2.5, "probe_base": 3.0, "retention": KNOWN, **kw})
+    return Baseline(**{"heldout_current": 2.0, "heldout_base": 2.5, "probe_base": 3.0, "retention": KNOWN,
+                       "policy_kept": ["e1", "e2", "e3"], "policy_cases": 4, **kw})
 
 
 def candidate(**kw) -> Candidate:
-    return Candidate(**{"heldout": 1.5, "probe": 3.0, "retention": KNOWN, **kw})
+    return Candidate(**{"heldout": 1.5, "probe": 3.0, "retention": KNOWN, "policy_kept": ["e1", "e2", "e3"], **kw})
 
 
 def test_a_candidate_that_passes_every_check_is_promoted():
     d = gate(baseline(), candidate(), Settings())
-    assert d.promoted and [r.check for r in d.reasons] == ["heldout_gain", "forgetting", "retention"]
+    assert d.promoted and [r.check for r in d.reasons] == ["heldout_gain", "forgetting", "retention", "policy"]
     gain = d.reasons[0]
     assert gain.passed and gain.value == pytest.approx(0.25) and gain.limit == 0.02
     assert "2.000 → 1.500 (+25.0% vs the 2% margin)" in gain.text
@@ -34,6 +35,8 @@ def test_a_candidate_that_passes_every_check_is_promoted():
     (candidate(probe=3.2), "forgetting"),             # the probe rose 6.7% over the base model
     (candidate(retention={**KNOWN, "s1": [3.0, 2, 2.5]}), "retention"),  # lost 1 of 2 recallable steps
     (candidate(retention={"s2": KNOWN["s2"]}), "retention"),             # a step it was not measured on is lost
+    (candidate(policy_kept=["e1", "e2"]), "policy"),  # stops choosing the command that worked for one task
+    (candidate(policy_kept=["e4"]), "policy"),        # gains one, loses three
 ])
 def test_each_check_alone_can_reject(cand, failing):
     d = gate(baseline(), cand, Settings())
@@ -43,9 +46,9 @@ def test_each_check_alone_can_reject(cand, failing):
 
 
 def test_limits_come_from_the_settings():
-    lenient = Settings(gate_margin=-10.0, forgetting_tolerance=1.0, retention_tolerance=1.0)
-    d = gate(baseline(), candidate(heldout=5.0, probe=5.0, retention={}), lenient)
-    assert d.promoted and [r.limit for r in d.reasons] == [-10.0, 1.0, 1.0]
+    lenient = Settings(gate_margin=-10.0, forgetting_tolerance=1.0, retention_tolerance=1.0, policy_tolerance=0.25)
+    d = gate(baseline(), candidate(heldout=5.0, probe=5.0, retention={}, policy_kept=["e1", "e3"]), lenient)
+    assert d.promoted and [r.limit for r in d.reasons] == [-10.0, 1.0, 1.0, 0.25]
     assert not gate(baseline(), candidate(), Settings(gate_margin=0.5)).promoted
 
 
@@ -55,3 +58,17 @@ def test_retention_counts_only_steps_the_adapter_in_use_recalls():
     assert retention({}, {}, -0.1)["lost_fraction"] == 0.0
     d = gate(baseline(retention={}), candidate(retention={}), Settings())
     assert d.promoted and d.reasons[2].text == "no older step the adapter in use recalls"
+
+
+def test_the_policy_check_weighs_tasks_lost_against_tasks_gained():
+    swapped = gate(baseline(), candidate(policy_kept=["e1", "e2", "e4"]), Settings())
+    assert swapped.promoted
+    policy = swapped.reasons[3]
+    assert policy.value == 0.0
+    assert policy.text == "chooses the command that worked for 3 of 4 tasks (the adapter in use: 3; lost 1, gained 1)"
+    better = gate(baseline(), candidate(policy_kept=["e1", "e2", "e3", "e4"]), Settings()).reasons[3]
+    assert better.passed and better.value == -0.25
+    worse = gate(baseline(), candidate(policy_kept=["e1", "e2"]), Settings()).reasons[3]
+    assert not worse.passed and worse.value == 0.25
+    none = gate(baseline(policy_kept=[], policy_cases=0), candidate(policy_kept=[]), Settings()).reasons[3]
+    assert none.passed and none.text == "no answered task to check the policy on"

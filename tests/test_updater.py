@@ -260,7 +260,7 @@ def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokeniz
 # --- the cycle and the registry ---------------------------------------------------------------------------
 
 
-ACCEPT_ANY = {"gate_margin": -10.0, "retention_tolerance": 1.0}
+ACCEPT_ANY = {"gate_margin": -10.0, "retention_tolerance": 1.0, "policy_tolerance": 1.0}
 """Gate settings under which any candidate is promoted."""
 
 
@@ -290,6 +290,10 @@ def test_cycle_registers_a_complete_adapter_with_metrics(filled_store, isolated_
     # The promoted adapter was checked on every look-up the agent may recall (each file read 3 times, one output).
     check = row["metrics"]["recall_check"]
     assert check["checked"] == len(FILES) and isinstance(check["wrong"], list)
+    # The policy check replayed each task's first command once (four tasks, each asked three times).
+    replayed = row["metrics"]["policy"]
+    assert replayed["cases"] == len(FILES) and 0 <= replayed["candidate"] <= len(FILES)
+    assert [r["check"] for r in row["metrics"]["decision"]["reasons"]][-1] == "policy"
     path = Path(row["path"])
     assert registry.adapter_complete(path)
     meta = registry.read_meta(path)

@@ -22,7 +22,7 @@ runner = CliRunner()
 def tiny_home(isolated_home, tiny_model_dir, tmp_path):
     """A home whose configured model is the tiny one, with a gate that accepts any candidate."""
     (isolated_home / "config.toml").write_text(
-        f'model = "{tiny_model_dir}"\ngate_margin = -10.0\nretention_tolerance = 1.0\n')
+        f'model = "{tiny_model_dir}"\ngate_margin = -10.0\nretention_tolerance = 1.0\npolicy_tolerance = 1.0\n')
     return isolated_home
 
 

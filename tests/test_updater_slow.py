@@ -24,9 +24,11 @@ def test_a_cycle_on_smollm2_lowers_env_ce_and_the_adapter_loads(embedded_dir, is
     files = {"db.conf": "host = vexor-17\nport = 6391\n", "web.conf": "host = quill-4\nport = 8817\n"}
     with TrajectoryStore(isolated_home / "store.db") as store:
         record_lookups(store, ws, files, rounds=2)
-        report = run_cycle(store, Settings.load(gate_margin=-10.0, forgetting_tolerance=10.0), home=isolated_home,
-                           model="embedded", cfg=TrainConfig(epochs=2), device="cpu")
+        lenient = Settings.load(gate_margin=-10.0, forgetting_tolerance=10.0, policy_tolerance=1.0)
+        report = run_cycle(store, lenient, home=isolated_home, model="embedded", cfg=TrainConfig(epochs=2),
+                           device="cpu")
         assert report.status == "promoted", report.message
+        assert report.metrics["policy"]["cases"] == len(files)  # each task's first command replayed on SmolLM2
         ce = report.metrics["heldout_ce"]
         assert ce["candidate"] < 0.8 * ce["base"], ce  # the held-out run of a seen command is now expected
         adapter_id, path = registry.current_adapter(store)

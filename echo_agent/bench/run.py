@@ -291,6 +291,8 @@ class Bench:
             if event == "step" and (info["step"] % 10 == 0 or info["step"] == info["total"]):
                 self.say(f"  training step {info['step']}/{info['total']}, loss {info['loss']:.3f}, "
                          f"{info['tokens_per_s']:.0f} tokens/s")
+            elif event == "policy" and info["tasks"]:
+                self.say(f"  replaying the first command of {info['tasks']} answered tasks under {info['model']}")
 
         report = (self.cycle or run_cycle)(arm["store"], self.settings, home=arm["home"], model=self.cfg.model,
                                            cfg=tc, device=self.cfg.device, on_progress=progress)
@@ -300,7 +302,7 @@ class Bench:
                 "probe_ce": m.get("probe_ce"), "gain": m.get("gain"), "probe_rise": m.get("probe_rise"),
                 "heldout_action_ce": m.get("heldout_action_ce"),
                 "retention": {k: v for k, v in (m.get("retention") or {}).items() if k != "lost_steps"},
-                "train": m.get("train")}
+                "policy": m.get("policy"), "train": m.get("train")}
 
     # --- measuring ------------------------------------------------------------------------------------------
 

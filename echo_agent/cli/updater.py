@@ -57,6 +57,8 @@ def update_command(
         elif event == "baseline":
             console.print(f"held-out env CE: base {info['heldout_base']:.3f}, current {info['heldout_current']:.3f}; "
                           f"training on {info['train_env_tokens']} env tokens")
+        elif event == "policy" and info["tasks"]:
+            console.print(f"replaying the first command of {info['tasks']} answered tasks under {info['model']}")
         elif event == "loading":
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":

@@ -69,30 +69,44 @@ class LocalBackend:
         source, chatml = resolve_model(model)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        check_tokenizer(self.tokenizer, where=str(source), chatml=chatml)
-        self._base = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(self.device).eval()
-        self.model: Any = self._base
+        dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        check_tokenizer(tokenizer, where=str(source), chatml=chatml)
+        base = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
+        self._setup(base, tokenizer, f"embedded:{EMBEDDED_NAME}" if chatml else f"local:{model}",
+                    max_loaded_adapters)
+        if adapter is not None:
+            self.use_adapter(adapter)
+
+    def _setup(self, base: Any, tokenizer: Any, name: str, max_loaded_adapters: int = 4) -> None:
+        self.device = next(base.parameters()).device
+        self.tokenizer = tokenizer
+        self._base = base
+        self.model: Any = base
         """The model to run: the base model, or the PeftModel around it once an adapter has been used."""
-        self.name = f"embedded:{EMBEDDED_NAME}" if chatml else f"local:{model}"
+        self.name = name
         self._peft: Any = None
         self._adapter: Path | None = None
         self._loaded: OrderedDict[tuple[str, int], str] = OrderedDict()  # (path, mtime) -> peft adapter name
         self._n_loaded = 0
         self._max_loaded = max(1, max_loaded_adapters)
-        self.prompts = PromptRenderer(self.tokenizer)
+        self.prompts = PromptRenderer(tokenizer)
         # Any special token (end of message, start of the next one, end of text) ends the message.
-        self._end_ids = set(self.tokenizer.all_special_ids)
-        eos = self._base.generation_config.eos_token_id
+        self._end_ids = set(tokenizer.all_special_ids)
+        eos = base.generation_config.eos_token_id
         self._end_ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         # transformers 5 renamed the KV-cache argument `past_key_values` to `cache`.
-        self._cache_kw = (
-            "cache" if "cache" in inspect.signature(self._base.forward).parameters else "past_key_values"
-        )
-        if adapter is not None:
-            self.use_adapter(adapter)
+        self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+    @classmethod
+    def around(cls, model: Any, tokenizer: Any) -> LocalBackend:
+        """A backend over a model already loaded (a peft model being trained, as the update cycle holds it):
+        `generate` and `score` run it as it is, in eval mode; no adapter switching."""
+        backend = cls.__new__(cls)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        backend._setup(base, tokenizer, "in-training")
+        backend.model = model
+        return backend
 
     # --- prompts -----------------------------------------------------------------------------------------
 

@@ -29,10 +29,18 @@ from echo_agent.errors import AdapterError, UpdateBusy
 from echo_agent.memory import adapters as adapter_rows
 from echo_agent.memory import queries
 from echo_agent.records import AdapterStatus
-from echo_agent.updater import registry
+from echo_agent.updater import policy, registry
 from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data, step_windows
 from echo_agent.updater.gate import Baseline, Candidate, Decision, gate, retention
-from echo_agent.updater.train import TrainConfig, TrainStats, confidently_wrong, evaluate, lora_config, train
+from echo_agent.updater.train import (
+    Objective,
+    TrainConfig,
+    TrainStats,
+    confidently_wrong,
+    evaluate,
+    lora_config,
+    train,
+)
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -162,6 +170,11 @@ def run_cycle(
 
         probe = probe_windows(tokenizer, settings.max_seq_len)
         baseline = measure_baseline(store, peft_model, data, probe, pad_id)
+        t_policy = time.monotonic()
+        checked = policy.cases(store, policy_episodes(data, cfg), settings.policy_check_tasks)
+        say("policy", {"tasks": len(checked), "model": "the adapter in use"})
+        baseline.policy_kept, baseline.policy_cases = policy.kept(peft_model, tokenizer, checked), len(checked)
+        t_policy = time.monotonic() - t_policy
         say("baseline", {"heldout_base": baseline.heldout_base, "heldout_current": baseline.heldout_current,
                          "probe_base": baseline.probe_base, "train_env_tokens": data.n_train_env_tokens})
         adapter_id = adapter_rows.next_adapter_id(store)
@@ -173,8 +186,13 @@ def run_cycle(
                       on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
                                                              "tokens_per_s": s.tokens_per_s}))
         candidate = measure_candidate(peft_model, data, probe, pad_id)
+        t_candidate = time.monotonic()
+        say("policy", {"tasks": len(checked), "model": "the candidate"})
+        candidate.policy_kept = policy.kept(peft_model, tokenizer, checked)
+        t_policy += time.monotonic() - t_candidate
         decision = gate(baseline, candidate, settings)
         metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
+        metrics["policy"]["seconds"] = round(t_policy, 1)
         if decision.promoted:
             metrics["recall_check"] = recall_check(store, peft_model, tokenizer, settings, pad_id)
         meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
@@ -185,6 +203,16 @@ def run_cycle(
         persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision), metrics, decision)
+
+
+def policy_episodes(data: CycleData, cfg: TrainConfig) -> list[str]:
+    """The episodes the policy check may replay, in order: the held-out ones, the new ones newest first, then the
+    older sample the retention check uses. Under `env+action` the episodes whose replies this cycle trains on
+    are left out (they would be measured on their own training data); env-only training never trains a reply."""
+    trains_replies = cfg.objective == Objective.ENV_ACTION and cfg.action_weight > 0
+    trained = set(data.train_episode_ids) | set(data.replay_episode_ids) if trains_replies else set()
+    ordered = data.heldout_episode_ids + data.train_episode_ids[::-1] + data.retention_episode_ids
+    return [e for e in dict.fromkeys(ordered) if e not in trained]
 
 
 def recall_check(store: TrajectoryStore, peft_model: Any, tokenizer: Any, settings: Settings,
@@ -270,9 +298,13 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
                   "seconds": round(stats.seconds, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
                   "final_loss": stats.final_loss, "stopped_early": stats.stopped_early},
         "retention": retention(baseline.retention, candidate.retention, settings.recall_threshold),
+        "policy": {"cases": baseline.policy_cases, "current": len(baseline.policy_kept),
+                   "candidate": len(candidate.policy_kept),
+                   "lost": sorted(set(baseline.policy_kept) - set(candidate.policy_kept)),
+                   "gained": sorted(set(candidate.policy_kept) - set(baseline.policy_kept))},
         "boundary_tokens": data.boundary_tokens,
         "gate": {"margin": settings.gate_margin, "tolerance": settings.forgetting_tolerance,
-                 "retention_tolerance": settings.retention_tolerance},
+                 "retention_tolerance": settings.retention_tolerance, "policy_tolerance": settings.policy_tolerance},
         "decision": decision.to_dict(),
     }
 

@@ -244,6 +244,9 @@ class CycleData:
     retention: list[Window] = field(default_factory=list)
     """Older episodes (a seeded sample, replayed or not), all trainable steps labelled: what the current adapter
     already learned, which the candidate must not forget."""
+    train_episode_ids: list[str] = field(default_factory=list)
+    """The new episodes trained on (not held out), oldest first."""
+    retention_episode_ids: list[str] = field(default_factory=list)
 
     @property
     def n_train_env_tokens(self) -> int:
@@ -346,6 +349,8 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
         trained_through_seq=_trained_through(chosen.new_steps, {e["id"] for e in chosen.heldout}, since_seq),
         boundary_tokens=counted,
         retention=retention,
+        train_episode_ids=[e["id"] for e in chosen.train],
+        retention_episode_ids=[e["id"] for e in chosen.retention],
     )
 
 

@@ -7,7 +7,9 @@ to. The candidate is promoted only when every check passes:
   (relative);
 - `forgetting`: its CE on the bundled forgetting probe (generic terminal transcripts) rises at most
   `forgetting_tolerance` over the *base* model's, so drift cannot accumulate over cycles;
-- `retention`: it loses at most `retention_tolerance` of the older steps the adapter in use can recall.
+- `retention`: it loses at most `retention_tolerance` of the older steps the adapter in use can recall;
+- `policy`: for tasks answered before, it chooses the command that worked (`policy.py`) for no fewer of them than
+  the adapter in use, net, beyond `policy_tolerance` of the tasks checked.
 
 A new check is one more function of (baseline, candidate, settings) in `CHECKS`.
 """
@@ -42,6 +44,9 @@ class Baseline:
     """CE of the adapter in use on the held-out episodes' replies that ran and exited 0 (the action tokens):
     how likely it finds the commands that worked; nan when there are none."""
     heldout_action_tokens: int = 0
+    policy_kept: list[str] = field(default_factory=list)
+    """The policy check's cases (episode ids) for which the adapter in use chooses the command that worked."""
+    policy_cases: int = 0
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Candidate:
     probe: float
     retention: PerStep = field(default_factory=dict)
     heldout_action: float = float("nan")
+    policy_kept: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,20 @@ def kept_recalls(baseline: Baseline, candidate: Candidate, settings: Settings) -
                   settings.retention_tolerance, text)
 
 
-CHECKS: tuple[Callable[[Baseline, Candidate, Settings], Reason], ...] = (heldout_gain, forgetting, kept_recalls)
+def kept_policy(baseline: Baseline, candidate: Candidate, settings: Settings) -> Reason:
+    """Net share of the checked tasks for which the candidate stops choosing the command that worked: an adapter
+    that makes the assistant answer worse is not promoted, however well it predicts outputs."""
+    n = baseline.policy_cases
+    before, after = set(baseline.policy_kept), set(candidate.policy_kept)
+    net = (len(before) - len(after)) / n if n else 0.0
+    text = (f"chooses the command that worked for {len(after)} of {n} tasks (the adapter in use: {len(before)}; "
+            f"lost {len(before - after)}, gained {len(after - before)})" if n
+            else "no answered task to check the policy on")
+    return Reason("policy", net <= settings.policy_tolerance, net, settings.policy_tolerance, text)
+
+
+CHECKS: tuple[Callable[[Baseline, Candidate, Settings], Reason], ...] = (heldout_gain, forgetting, kept_recalls,
+                                                                         kept_policy)
 
 
 def gate(baseline: Baseline, candidate: Candidate, settings: Settings) -> Decision:

@@ -1,0 +1,121 @@
+"""The gate's policy check: for tasks it answered before, does the model still choose the command that worked?
+
+The promoted adapter chooses the agent's commands as well as recalling outputs, and training on outputs moves
+the replies too (docs/measurements.md, "With the model in charge"). A case is an episode that was a new task
+(no chat parent) answered in the model's own supported words (not an output or "could not tell" put in their
+place, `grounding.replaced`), whose first reply's command ran and exited 0, and whose task quotes no command
+(those run what they quote, whatever the model says). Its checker is that command: the store knows no answer's
+truth, only that this command ran, and an answer the grounding let through came of it. The model *keeps* a case
+when, given the context of that first reply (the stored prompt and the task), it would choose the command that
+worked again, the way the agent chooses (`agent.Agent._step`, `choosing.rank`): its greedy first reply is that
+command, or that command's mean token log-prob beats the reply's. A degenerate reply drops out of the agent's
+choice, and a reply that does not parse or answers without looking anything up loses the case.
+
+The check replays only this choice, from the store: the candidates the agent adds from its prompt's examples and
+the working directory are not rebuilt here (the directory may have changed since).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from echo_agent.models.base import ChatMessage
+from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply
+
+if TYPE_CHECKING:
+    from echo_agent.memory.store import TrajectoryStore
+
+PREFILL = "```bash\n"
+"""How the agent opens a new task's first reply."""
+MAX_NEW_TOKENS = 64
+"""A command's length, and then some: a reply still open by then is cut there (the check's cost is
+generation)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    episode_id: str
+    messages: list[ChatMessage]
+    """The context of the episode's first reply: its stored prompt and the task."""
+    command: str
+    """The first reply's command, which ran and exited 0: the checker."""
+
+
+def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> list[Case]:
+    """Up to `limit` cases from `episode_ids`, in that order, one per (task, directory)."""
+    from echo_agent.choosing import quoted_commands
+    from echo_agent.grounding import replaced
+    from echo_agent.records import Author, EpisodeStatus
+    from echo_agent.transcript import build_context, worked
+
+    out: list[Case] = []
+    seen: set[tuple[str, str]] = set()
+    for episode_id in dict.fromkeys(episode_ids):
+        if len(out) >= limit:
+            break
+        ep = store.get_episode(episode_id)
+        if ep is None or ep.get("parent_episode_id") or ep.get("status") != EpisodeStatus.DONE:
+            continue
+        steps = store.episode_steps(episode_id)
+        if not steps or not ep.get("answer") or replaced(ep["answer"]) or quoted_commands(ep["task"]):
+            continue
+        first = steps[0]
+        if first.get("author") != Author.AGENT or not worked(first):
+            continue
+        try:
+            kind, command = parse_reply(first.get("reply") or "")
+        except FormatError:
+            continue
+        key = (ep["task"], first.get("cwd_before") or "")
+        if kind != "command" or key in seen:
+            continue
+        seen.add(key)
+        messages = [m.to_dict() for m in build_context(ep.get("prompt") or {}, ep["task"]).messages]
+        out.append(Case(episode_id, messages, command))
+    return out
+
+
+def first_command(backend: Any, messages: Sequence[ChatMessage], max_new_tokens: int) -> str | None:
+    """The command of the model's greedy first reply, as the agent generates it; None when the reply answers or
+    does not parse."""
+    guard = RepeatGuard(lambda _: None)
+    try:
+        reply = PREFILL + backend.generate(messages, prefill=PREFILL, stop=(CLOSE,), max_new_tokens=max_new_tokens,
+                                           on_token=guard).text
+    except RepeatedLine:
+        reply = PREFILL + guard.text
+    try:
+        kind, text = parse_reply(reply)
+    except FormatError:
+        return None
+    return text if kind == "command" else None
+
+
+def keeps(backend: Any, case: Case, max_new_tokens: int = MAX_NEW_TOKENS) -> bool:
+    """Whether the model would choose the case's command again (see the module's docstring)."""
+    from echo_agent.choosing import degenerate, rank
+
+    own = first_command(backend, case.messages, max_new_tokens)
+    if own is None:
+        return False
+    if own == case.command or degenerate(own):
+        return True
+    return rank(backend, case.messages, PREFILL, [own, case.command])[0] == case.command
+
+
+def kept(model: Any, tokenizer: Any, chosen: Sequence[Case]) -> list[str]:
+    """The episode ids of the cases `model` (a transformers or peft model, as loaded) keeps; in eval mode."""
+    from echo_agent.models.local import LocalBackend
+
+    if not chosen:
+        return []
+    backend = LocalBackend.around(model, tokenizer)
+    was_training = model.training
+    model.eval()
+    try:
+        return [c.episode_id for c in chosen if keeps(backend, c)]
+    finally:
+        if was_training:
+            model.train()

@@ -1,0 +1,92 @@
+"""The gate's policy check: which episodes it replays, and when a model keeps a task's command that worked."""
+
+from __future__ import annotations
+
+import pytest
+
+from echo_agent.agent import Agent, AgentConfig
+from echo_agent.memory.store import TrajectoryStore
+from echo_agent.models.base import Generation
+from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.replies import CLOSE
+from echo_agent.shell import ShellSession
+from echo_agent.updater import policy
+
+
+@pytest.fixture
+def store(isolated_home):
+    with TrajectoryStore(isolated_home / "store.db") as s:
+        yield s
+
+
+def run(store, shell, task, *replies, parent=None):
+    config = AgentConfig(examples=0, memory=False, max_steps=2)
+    agent = Agent(ScriptedBackend(list(replies)), shell, store, config=config)
+    return agent.run(task, parent_episode_id=parent).episode_id
+
+
+def test_cases_are_answered_tasks_whose_first_command_worked(store, tmp_path):
+    (tmp_path / "app.conf").write_text("port = 8123\n")
+    with ShellSession(cwd=tmp_path) as shell:
+        ok = run(store, shell, "what port is set in app.conf", "```bash\ncat app.conf\n```", "```answer\n8123\n```")
+        again = run(store, shell, "what port is set in app.conf", "```bash\ngrep port app.conf\n```",
+                    "```answer\n8123\n```")
+        failed = run(store, shell, "what is in missing.conf", "```bash\ncat missing.conf\n```",
+                     "```answer\nnothing\n```")
+        unsupported = run(store, shell, "what port does app.conf name", "```bash\ncat app.conf\n```",
+                          "```answer\n9999\n```")  # not in the output: the grounding replaced it
+        quoted = run(store, shell, "what does `cat app.conf` print", "```bash\ncat app.conf\n```",
+                     "```answer\nport = 8123\n```")
+        follow_up = run(store, shell, "and its name?", "```bash\nls\n```", "```answer\napp.conf\n```", parent=ok)
+        unanswered = run(store, shell, "list the files", "```bash\nls\n```", "```bash\nls -a\n```")  # step limit
+    ids = [again, ok, failed, unsupported, quoted, follow_up, unanswered]
+    found = policy.cases(store, ids, limit=10)
+    # One case per task and directory, the first in the order given: the newer run of the port question.
+    assert [(c.episode_id, c.command) for c in found] == [(again, "grep port app.conf")]
+    assert found[0].messages[-1] == {"role": "user", "content": "what port is set in app.conf"}
+    assert found[0].messages[0]["role"] == "system"
+    assert policy.cases(store, ids, limit=0) == []
+
+
+class Chooser:
+    """A model whose greedy first reply is `reply` and whose mean log-prob of a command is `scores[command]`."""
+
+    def __init__(self, reply: str, scores: dict[str, float]) -> None:
+        self.reply, self.scores = reply, scores
+
+    def generate(self, messages, role="assistant", prefill="", stop=(), max_new_tokens=256, min_logprob=None,
+                 on_token=None):
+        for line in self.reply.splitlines(keepends=True):
+            if on_token:
+                on_token(line)
+        return Generation(self.reply)
+
+    def score(self, messages, role, text):
+        if text == policy.PREFILL:
+            return [0.0, 0.0]
+        command = text[len(policy.PREFILL):-len(CLOSE)]
+        return [0.0, 0.0] + [self.scores[command]] * 3
+
+
+CASE = policy.Case("e1", [{"role": "user", "content": "what port is set in app.conf"}], "cat app.conf")
+
+
+@pytest.mark.parametrize("reply, scores, kept", [
+    ("cat app.conf", {}, True),                                                  # its own reply
+    ("ls -la", {"ls -la": -0.9, "cat app.conf": -0.4}, True),                    # another, scored below it
+    ("ls -la", {"ls -la": -0.2, "cat app.conf": -0.4}, False),                   # another, scored above it
+    ("port " * 9, {}, True),                                                      # degenerate: drops out
+    ("", {}, False),                                                             # nothing to run
+])
+def test_a_model_keeps_a_case_when_the_agent_would_choose_its_command_again(reply, scores, kept):
+    assert policy.keeps(Chooser(reply, scores), CASE) is kept
+
+
+def test_kept_runs_a_loaded_model_in_eval_mode_and_restores_training(tiny_model_dir, smollm2_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.train()
+    result = policy.kept(model, smollm2_tokenizer, [CASE])
+    assert result in ([], ["e1"]) and model.training
+    assert policy.kept(model, smollm2_tokenizer, []) == []

@@ -38,8 +38,10 @@ def test_cases_are_answered_tasks_whose_first_command_worked(store, tmp_path):
         quoted = run(store, shell, "what does `cat app.conf` print", "```bash\ncat app.conf\n```",
                      "```answer\nport = 8123\n```")
         follow_up = run(store, shell, "and its name?", "```bash\nls\n```", "```answer\napp.conf\n```", parent=ok)
+        silent = run(store, shell, "who owns app.conf", "```bash\nfind . -name owner\n```",
+                     "```answer\nnobody\n```")  # exits 0, prints nothing: a failed look-up to the agent
         unanswered = run(store, shell, "list the files", "```bash\nls\n```", "```bash\nls -a\n```")  # step limit
-    ids = [again, ok, failed, unsupported, quoted, follow_up, unanswered]
+    ids = [again, ok, failed, unsupported, quoted, follow_up, silent, unanswered]
     found = policy.cases(store, ids, limit=10)
     # One case per task and directory, the first in the order given: the newer run of the port question.
     assert [(c.episode_id, c.command) for c in found] == [(again, "grep port app.conf")]

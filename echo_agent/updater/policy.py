@@ -3,7 +3,8 @@
 The promoted adapter chooses the agent's commands as well as recalling outputs, and training on outputs moves
 the replies too (docs/measurements.md, "With the model in charge"). A case is an episode that was a new task
 (no chat parent) answered in the model's own supported words (not an output or "could not tell" put in their
-place, `grounding.replaced`), whose first reply's command ran and exited 0, and whose task quotes no command
+place, `grounding.replaced`), whose first reply's command ran, exited 0 and printed something (the agent counts
+one that printed nothing as failed, and falls back to others), and whose task quotes no command
 (those run what they quote, whatever the model says). Its checker is that command: the store knows no answer's
 truth, only that this command ran, and an answer the grounding let through came of it. The model *keeps* a case
 when, given the context of that first reply (the stored prompt and the task), it would choose the command that
@@ -62,8 +63,8 @@ def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> lis
         if not steps or not ep.get("answer") or replaced(ep["answer"]) or quoted_commands(ep["task"]):
             continue
         first = steps[0]
-        if first.get("author") != Author.AGENT or not worked(first):
-            continue
+        if first.get("author") != Author.AGENT or not worked(first) or not (first.get("output") or "").strip():
+            continue  # a look-up that printed nothing is one the agent counts as failed (`obs.did_not_work`)
         try:
             kind, command = parse_reply(first.get("reply") or "")
         except FormatError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from echo_agent.agent import Agent, AgentConfig
@@ -44,10 +46,13 @@ def test_cases_are_answered_tasks_whose_first_command_worked(store, tmp_path):
     ids = [again, ok, failed, unsupported, quoted, follow_up, silent, unanswered]
     found = policy.cases(store, ids, limit=10)
     # One case per task and directory, the first in the order given: the newer run of the port question.
-    assert [(c.episode_id, c.command) for c in found] == [(again, "grep port app.conf")]
+    assert [(c.episode_id, c.command, c.cwd) for c in found] == [(again, "grep port app.conf", str(tmp_path))]
     assert found[0].messages[-1] == {"role": "user", "content": "what port is set in app.conf"}
     assert found[0].messages[0]["role"] == "system"
     assert policy.cases(store, ids, limit=0) == []
+    # a directory that is gone cannot be replayed: its tasks are left out
+    shutil.rmtree(tmp_path)
+    assert policy.cases(store, ids, limit=10) == []
 
 
 class Chooser:
@@ -70,25 +75,46 @@ class Chooser:
         return [0.0, 0.0] + [self.scores[command]] * 3
 
 
-CASE = policy.Case("e1", [{"role": "user", "content": "what port is set in app.conf"}], "cat app.conf")
+TASK = "what port is set in app.conf"
+
+
+@pytest.fixture
+def case(tmp_path):
+    (tmp_path / "app.conf").write_text("port = 8123\n")
+    return policy.Case("e1", TASK, [{"role": "user", "content": TASK}], "cat app.conf", str(tmp_path))
 
 
 @pytest.mark.parametrize("reply, scores, kept", [
     ("cat app.conf", {}, True),                                                  # its own reply
-    ("ls -la", {"ls -la": -0.9, "cat app.conf": -0.4}, True),                    # another, scored below it
-    ("ls -la", {"ls -la": -0.2, "cat app.conf": -0.4}, False),                   # another, scored above it
-    ("port " * 9, {}, True),                                                      # degenerate: drops out
+    ("ls -la", {"ls -la": -0.9, "cat app.conf": -0.4}, False),                   # another: nothing else to choose
+    ("port " * 9, {}, True),                                                      # degenerate: the fall-backs
     ("", {}, False),                                                             # nothing to run
 ])
-def test_a_model_keeps_a_case_when_the_agent_would_choose_its_command_again(reply, scores, kept):
-    assert policy.keeps(Chooser(reply, scores), CASE) is kept
+def test_a_model_keeps_a_case_when_the_agent_would_choose_its_command_again(case, reply, scores, kept):
+    assert policy.keeps(Chooser(reply, scores), case) is kept
 
 
-def test_kept_runs_a_loaded_model_in_eval_mode_and_restores_training(tiny_model_dir, smollm2_tokenizer):
+def test_the_prompt_s_examples_compete_as_they_do_in_the_agent(case):
+    example = [{"role": "user", "content": "what port is set in web.conf"},
+               {"role": "assistant", "content": "```bash\ngrep port web.conf\n```"}]
+    with_example = policy.Case("e1", TASK, example + case.messages, "cat app.conf", case.cwd)
+    own = "cat app.conf"
+    assert policy.options(with_example, own) == ["cat app.conf", "grep port app.conf"]  # the example, adapted
+    assert policy.keeps(Chooser(own, {own: -0.3, "grep port app.conf": -0.6}), with_example)
+    assert not policy.keeps(Chooser(own, {own: -0.3, "grep port app.conf": -0.1}), with_example)
+    # what worked was the example adapted; the model's own reply now outscores it
+    adapted = policy.Case("e1", TASK, with_example.messages, "grep port app.conf", case.cwd)
+    assert not policy.keeps(Chooser(own, {own: -0.5, "grep port app.conf": -0.6}), adapted)
+    assert policy.keeps(Chooser(own, {own: -0.7, "grep port app.conf": -0.6}), adapted)
+    # a reply that leaves out the file the task names is filtered out, as in the agent
+    assert policy.options(adapted, "ls") == ["grep port app.conf"]
+
+
+def test_kept_runs_a_loaded_model_in_eval_mode_and_restores_training(case, tiny_model_dir, smollm2_tokenizer):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     model.train()
-    result = policy.kept(model, smollm2_tokenizer, [CASE])
+    result = policy.kept(model, smollm2_tokenizer, [case])
     assert result in ([], ["e1"]) and model.training
     assert policy.kept(model, smollm2_tokenizer, []) == []

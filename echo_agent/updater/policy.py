@@ -8,18 +8,18 @@ one that printed nothing as failed, and falls back to others), and whose task qu
 (those run what they quote, whatever the model says). Its checker is that command: the store knows no answer's
 truth, only that this command ran, and an answer the grounding let through came of it. The model *keeps* a case
 when, given the context of that first reply (the stored prompt and the task), it would choose the command that
-worked again, the way the agent chooses (`agent.Agent._step`, `choosing.rank`): its greedy first reply is that
-command, or that command's mean token log-prob beats the reply's. A degenerate reply drops out of the agent's
-choice, and a reply that does not parse or answers without looking anything up loses the case.
-
-The check replays only this choice, from the store: the candidates the agent adds from its prompt's examples and
-the working directory are not rebuilt here (the directory may have changed since).
+worked again, the way the agent chooses (`agent.Agent._step`): its greedy first reply and the prompt's examples
+adapted to the task, rebuilt by `choosing.candidates` in the directory the command ran in (the filter on
+programs the shell lacks aside: no shell runs here), ranked by `choosing.rank`. A case whose directory is gone
+cannot be replayed and is left out. A reply that does not parse, or a choice that no longer holds the command
+that worked, loses the case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echo_agent.models.base import ChatMessage
@@ -38,10 +38,13 @@ generation)."""
 @dataclass(frozen=True)
 class Case:
     episode_id: str
+    task: str
     messages: list[ChatMessage]
     """The context of the episode's first reply: its stored prompt and the task."""
     command: str
     """The first reply's command, which ran and exited 0: the checker."""
+    cwd: str | None = None
+    """The directory it ran in."""
 
 
 def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> list[Case]:
@@ -70,11 +73,11 @@ def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> lis
         except FormatError:
             continue
         key = (ep["task"], first.get("cwd_before") or "")
-        if kind != "command" or key in seen:
+        if kind != "command" or key in seen or not Path(key[1]).is_dir():
             continue
         seen.add(key)
         messages = [m.to_dict() for m in build_context(ep.get("prompt") or {}, ep["task"]).messages]
-        out.append(Case(episode_id, messages, command))
+        out.append(Case(episode_id, ep["task"], messages, command, first.get("cwd_before")))
     return out
 
 
@@ -94,16 +97,21 @@ def first_command(backend: Any, messages: Sequence[ChatMessage], max_new_tokens:
     return text if kind == "command" else None
 
 
+def options(case: Case, own: str) -> list[str]:
+    """What the agent would choose among in the case's directory, given the model's own first command `own`."""
+    from echo_agent.choosing import candidates
+
+    return candidates(case.task, case.messages, own, case.cwd or ".")
+
+
 def keeps(backend: Any, case: Case, max_new_tokens: int = MAX_NEW_TOKENS) -> bool:
     """Whether the model would choose the case's command again (see the module's docstring)."""
-    from echo_agent.choosing import degenerate, rank
+    from echo_agent.choosing import rank
 
     own = first_command(backend, case.messages, max_new_tokens)
     if own is None:
         return False
-    if own == case.command or degenerate(own):
-        return True
-    return rank(backend, case.messages, PREFILL, [own, case.command])[0] == case.command
+    return rank(backend, case.messages, PREFILL, options(case, own))[0] == case.command
 
 
 def kept(model: Any, tokenizer: Any, chosen: Sequence[Case]) -> list[str]:

@@ -275,6 +275,7 @@ class Bench:
         return records
 
     def _cycle(self, arm: dict[str, Any]) -> dict[str, Any]:
+        from echo_agent.updater import policy
         from echo_agent.updater.cycle import run_cycle
         from echo_agent.updater.train import TrainConfig
 
@@ -292,7 +293,7 @@ class Bench:
                 self.say(f"  training step {info['step']}/{info['total']}, loss {info['loss']:.3f}, "
                          f"{info['tokens_per_s']:.0f} tokens/s")
             elif event == "policy" and info["tasks"]:
-                self.say(f"  replaying the first command of {info['tasks']} answered tasks under {info['model']}")
+                self.say(f"  {policy.replaying(info)}")
 
         report = (self.cycle or run_cycle)(arm["store"], self.settings, home=arm["home"], model=self.cfg.model,
                                            cfg=tc, device=self.cfg.device, on_progress=progress)

@@ -35,6 +35,7 @@ def update_command(
 
     from echo_agent.config import Settings, home_dir
     from echo_agent.ui import literal
+    from echo_agent.updater import policy
     from echo_agent.updater.cycle import run_cycle
     from echo_agent.updater.train import TrainConfig
 
@@ -58,7 +59,7 @@ def update_command(
             console.print(f"held-out env CE: base {info['heldout_base']:.3f}, current {info['heldout_current']:.3f}; "
                           f"training on {info['train_env_tokens']} env tokens")
         elif event == "policy" and info["tasks"]:
-            console.print(f"replaying the first command of {info['tasks']} answered tasks under {info['model']}")
+            console.print(policy.replaying(info))
         elif event == "loading":
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":

@@ -247,6 +247,7 @@ class CycleData:
     train_episode_ids: list[str] = field(default_factory=list)
     """The new episodes trained on (not held out), oldest first."""
     retention_episode_ids: list[str] = field(default_factory=list)
+    """The episodes of `retention`."""
 
     @property
     def n_train_env_tokens(self) -> int:

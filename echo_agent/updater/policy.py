@@ -43,8 +43,8 @@ class Case:
     """The context of the episode's first reply: its stored prompt and the task."""
     command: str
     """The first reply's command, which ran and exited 0: the checker."""
-    cwd: str | None = None
-    """The directory it ran in."""
+    cwd: str
+    """The directory it ran in (still there)."""
 
 
 def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> list[Case]:
@@ -72,12 +72,12 @@ def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> lis
             kind, command = parse_reply(first.get("reply") or "")
         except FormatError:
             continue
-        key = (ep["task"], first.get("cwd_before") or "")
-        if kind != "command" or key in seen or not Path(key[1]).is_dir():
+        cwd = first.get("cwd_before")
+        if kind != "command" or (ep["task"], cwd) in seen or not cwd or not Path(cwd).is_dir():
             continue
-        seen.add(key)
+        seen.add((ep["task"], cwd))
         messages = [m.to_dict() for m in build_context(ep.get("prompt") or {}, ep["task"]).messages]
-        out.append(Case(episode_id, ep["task"], messages, command, first.get("cwd_before")))
+        out.append(Case(episode_id, ep["task"], messages, command, cwd))
     return out
 
 
@@ -101,7 +101,7 @@ def options(case: Case, own: str) -> list[str]:
     """What the agent would choose among in the case's directory, given the model's own first command `own`."""
     from echo_agent.choosing import candidates
 
-    return candidates(case.task, case.messages, own, case.cwd or ".")
+    return candidates(case.task, case.messages, own, case.cwd)
 
 
 def keeps(backend: Any, case: Case, max_new_tokens: int = MAX_NEW_TOKENS) -> bool:
@@ -114,17 +114,19 @@ def keeps(backend: Any, case: Case, max_new_tokens: int = MAX_NEW_TOKENS) -> boo
     return rank(backend, case.messages, PREFILL, options(case, own))[0] == case.command
 
 
+def replaying(info: dict[str, Any]) -> str:
+    """The progress line for the cycle's "policy" event ({"tasks": n, "model": which}), as `update` and the bench
+    print it."""
+    return f"replaying the first command of {info['tasks']} answered tasks under {info['model']}"
+
+
 def kept(model: Any, tokenizer: Any, chosen: Sequence[Case]) -> list[str]:
     """The episode ids of the cases `model` (a transformers or peft model, as loaded) keeps; in eval mode."""
     from echo_agent.models.local import LocalBackend
+    from echo_agent.updater.train import evaluating
 
     if not chosen:
         return []
     backend = LocalBackend.around(model, tokenizer)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return [c.episode_id for c in chosen if keeps(backend, c)]
-    finally:
-        if was_training:
-            model.train()

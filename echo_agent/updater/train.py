@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -243,6 +244,21 @@ def train(
     return stats
 
 
+@contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """`model` in eval mode (no dropout) with gradients off; back in training mode afterwards if it was."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
 def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: int = 8192,
              per_step: dict[str, list[float]] | None = None, tokens: str = "env") -> tuple[float, int]:
     """(mean env-token CE in nats/token, env-token count) of `model` on `windows`.
@@ -252,13 +268,9 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
     `tokens="action"` measures the action tokens instead (the replies `render`'s `actions` rule marks): how
     likely the model finds the commands that worked, which is what its choices follow (`choosing.py`).
     """
-    import torch
-
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     total, n = 0.0, 0
-    with torch.no_grad():
+    with evaluating(model):
         for batch in batches(windows, batch_tokens):
             b = collate(batch, pad_id, device)
             keep = b[tokens][:, 1:]  # (B, T-1) the targets measured
@@ -278,8 +290,6 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
                             acc[0] += x
                             acc[1] += 1
                             acc[2] = max(acc[2], x)
-    if was_training:
-        model.train()
     return (total / n if n else float("nan")), n
 
 
@@ -296,11 +306,9 @@ def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, thresh
     import torch
 
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out: dict[str, float] = {}
     settled: set[str] = set()  # steps already decided (safe or wrong) at an earlier position
-    with torch.no_grad():
+    with evaluating(model):
         for batch in batches(windows, batch_tokens, in_order=True):
             b = collate(batch, pad_id, device)
             env = b["env"][:, 1:]
@@ -325,6 +333,4 @@ def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, thresh
                             out[sid] = top_lp
                     elif tok_lp < threshold:
                         settled.add(sid)
-    if was_training:
-        model.train()
     return out

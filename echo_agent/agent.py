@@ -33,6 +33,7 @@ from echo_agent.grounding import ground
 from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.adapters import recall_exclusions
 from echo_agent.memory.redact import storable
+from echo_agent.models.base import ModelBackend, Serving
 from echo_agent.prompting import build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource, check_task
 from echo_agent.repair import absence_check, fix_missing_file
@@ -42,7 +43,6 @@ from echo_agent.transcript import build_context, fit_context, live_step
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
-    from echo_agent.models.base import ModelBackend
     from echo_agent.shell import ShellSession
 
 __all__ = ["Agent", "AgentConfig", "Declined", "EpisodeResult", "FormatError", "SilentUI", "UI", "UserQuit", "Verify",
@@ -162,13 +162,16 @@ class Agent:
         ui: UI | None = None,
         session_id: str | None = None,
         adapter: Callable[[], tuple[str | None, Path | None]] | None = None,
+        policy_adapter: Callable[[], tuple[str | None, Path | None]] | None = None,
     ) -> None:
-        self.policy, self.shell, self.store = policy, shell, store
-        self.predictor = predictor or policy
+        self.shell, self.store = shell, store
+        # Two roles, one model or two: the policy chooses and answers; the predictor recalls and remembers.
+        self.policy, self.predictor = Serving(policy), Serving(predictor or policy)
         self.settings = settings or Settings.load()
         self.config = (config or AgentConfig()).resolved(self.settings)
         self.ui = ui or SilentUI()
         self.adapter = adapter  # returns (adapter id, path) to use; None keeps whatever the backend has
+        self.policy_adapter = policy_adapter  # the same for choosing and answering; None: as `adapter`
         self.adapter_id: str | None = None
         self._unsure: set[tuple[str, str | None]] = set()  # look-ups the adapter in use would recall wrong
         self.always: set[str] = set()  # commands approved with [a]lways this session
@@ -365,7 +368,7 @@ class Agent:
             return None
         messages = fit_context(build_context(prompt, task, settings=self.settings), len(prompt),
                                self.config.context_chars)
-        text = remembering.answer(self.policy, messages, seen, task, self.config.recall_threshold)
+        text = remembering.answer(self.predictor, messages, seen, task, self.config.recall_threshold)
         return None if text is None or self._sampled() else text
 
     def _absent(self, risk: Risk) -> str | None:
@@ -430,15 +433,12 @@ class Agent:
         result.steps.append(step)
 
     def _pick_adapter(self) -> None:
-        """Use the adapter the registry says is current, from this episode on."""
+        """Use the adapters the registry says are current, from this episode on."""
         if self.adapter is None:
             return
         adapter_id, path = self.adapter()
-        want = Path(path) if path else None
-        for backend in {id(b): b for b in (self.policy, self.predictor)}.values():
-            current = backend.adapter
-            if want != (Path(current) if current else None):
-                backend.use_adapter(path)
+        self.predictor.serve(path)
+        self.policy.serve(self.policy_adapter()[1] if self.policy_adapter else path)
         if adapter_id != self.adapter_id and self.store is not None:
             self._unsure = recall_exclusions(self.store, adapter_id)
         self.adapter_id = adapter_id

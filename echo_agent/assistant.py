@@ -15,6 +15,9 @@ from echo_agent.errors import AdapterError, ModelError
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
 
+AdapterSource = Callable[[], tuple[str | None, Path | None]]
+"""(id, path) of the adapter to use now: (None, None) for the base model."""
+
 
 @contextmanager
 def open_agent(
@@ -32,8 +35,9 @@ def open_agent(
 ) -> Iterator[Agent]:
     """An Agent with its shell (closed on exit) and, unless `record` is False, the store.
 
-    The adapter in use is `adapter` when given (fixed for the session); otherwise the registry's current one,
-    looked up again at the start of every episode, so a newly promoted adapter is used from the next episode on.
+    The adapter in use is `adapter` when given (fixed for the session, in both roles); otherwise the registry's
+    current ones, looked up again at the start of every episode, so a newly promoted adapter is used from the
+    next episode on.
     """
     from echo_agent.memory.store import TrajectoryStore
     from echo_agent.models import make_backend
@@ -46,12 +50,13 @@ def open_agent(
         policy = make_backend(backend, model or settings.model, adapter=adapter)
     with ExitStack() as stack:
         store = stack.enter_context(TrajectoryStore(db, settings=settings)) if record else None
-        source = None
+        sources = (None, None)
         if adapter is None and store is not None and backend != BackendName.SCRIPTED:
-            source = registry_adapter_source(store, model or settings.model, warn)
+            sources = registry_adapter_sources(store, model or settings.model, warn)
         shell = stack.enter_context(ShellSession(output_cap_bytes=settings.output_cap_bytes,
                                                  input_wait=settings.input_wait))
-        yield Agent(policy, shell, store, config=config, settings=settings, ui=ui, adapter=source)
+        yield Agent(policy, shell, store, config=config, settings=settings, ui=ui, adapter=sources[0],
+                    policy_adapter=sources[1])
 
 
 def scripted_replies(script: Path | None) -> list[str]:
@@ -69,10 +74,11 @@ def scripted_replies(script: Path | None) -> list[str]:
     return replies
 
 
-def registry_adapter_source(store: TrajectoryStore, model: str | Path, warn: Callable[[str], None]
-                            ) -> Callable[[], tuple[str | None, Path | None]]:
-    """The agent's adapter source: the registry's adapter in use on this base model (the newest promoted one,
-    else the shipped starter where it was made for this model).
+def registry_adapter_sources(store: TrajectoryStore, model: str | Path, warn: Callable[[str], None]
+                             ) -> tuple[AdapterSource, AdapterSource]:
+    """The agent's adapter sources, for recalling and for choosing: the registry's adapters in use on this base
+    model (the newest promoted one, and the newest promoted one that chooses; else the shipped starter where it
+    was made for this model).
 
     A promoted adapter for another base is refused with a message (once per adapter) and the base model is used.
     """
@@ -81,10 +87,10 @@ def registry_adapter_source(store: TrajectoryStore, model: str | Path, warn: Cal
     base_hash: list[str] = []
     refused: set[str] = set()
 
-    def source() -> tuple[str | None, Path | None]:
+    def source(choosing: bool) -> tuple[str | None, Path | None]:
         if not base_hash:
             base_hash.append(model_identity(model)[1])
-        adapter_id, path = adapter_in_use(store, base_hash[0])
+        adapter_id, path = adapter_in_use(store, base_hash[0], choosing)
         if path is None:
             return None, None
         try:
@@ -96,4 +102,4 @@ def registry_adapter_source(store: TrajectoryStore, model: str | Path, warn: Cal
             return None, None
         return adapter_id, path
 
-    return source
+    return (lambda: source(False)), (lambda: source(True))

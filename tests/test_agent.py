@@ -331,10 +331,28 @@ def test_policy_and_a_separate_predictor_both_follow_the_adapter_in_use(workspac
                   config=AgentConfig(prefill=False, prompt=[{"role": "system", "content": "short"}]))
     with shell:
         first = agent.run("q1")
+        agent.predictor.score([], "tool", "x")  # a backend switches when it is next used: a recall would
         current["value"] = (None, None)
         agent.run("q2")
+        agent.predictor.score([], "tool", "x")
     assert policy.adapters_used == predictor.adapters_used == [tmp_path / "a0001", None]
     assert store.get_episode(first.episode_id)["prompt"] == {"messages": [{"role": "system", "content": "short"}]}
+
+
+def test_the_policy_and_the_predictor_run_their_own_adapters_on_one_backend(workspace, store, tmp_path):
+    """A promoted adapter that failed the gate's policy check recalls, while an older one chooses and answers."""
+    backend = ScriptedBackend(["```answer\na\n```", "x"])
+    shell = ShellSession(cwd=workspace)
+    agent = Agent(backend, shell, store, adapter=lambda: ("a0002", tmp_path / "a0002"),
+                  policy_adapter=lambda: ("a0001", tmp_path / "a0001"),
+                  config=AgentConfig(prefill=False, prompt=[{"role": "system", "content": "short"}]))
+    with shell:
+        first = agent.run("q1")
+        assert backend.adapters_used == [tmp_path / "a0001"]  # the answer came from the adapter that chooses
+        agent.predictor.generate([{"role": "user", "content": "q"}], role="tool")
+        agent.policy.score([], "assistant", "y")
+    assert backend.adapters_used == [tmp_path / "a0001", tmp_path / "a0002", tmp_path / "a0001"]
+    assert store.get_episode(first.episode_id)["adapter_id"] == "a0002"  # the episode names the adapter recalling
 
 
 def test_a_task_with_an_undecodable_byte_reaches_model_and_store_as_a_replacement_character(workspace, store):

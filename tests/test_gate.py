@@ -23,7 +23,8 @@ def candidate(**kw) -> Candidate:
 
 def test_a_candidate_that_passes_every_check_is_promoted():
     d = gate(baseline(), candidate(), Settings())
-    assert d.promoted and [r.check for r in d.reasons] == ["heldout_gain", "forgetting", "retention", "policy"]
+    assert d.promoted and d.chooses
+    assert [r.check for r in d.reasons] == ["heldout_gain", "forgetting", "retention", "policy"]
     gain = d.reasons[0]
     assert gain.passed and gain.value == pytest.approx(0.25) and gain.limit == 0.02
     assert "2.000 → 1.500 (+25.0% vs the 2% margin)" in gain.text
@@ -35,14 +36,23 @@ def test_a_candidate_that_passes_every_check_is_promoted():
     (candidate(probe=3.2), "forgetting"),             # the probe rose 6.7% over the base model
     (candidate(retention={**KNOWN, "s1": [3.0, 2, 2.5]}), "retention"),  # lost 1 of 2 recallable steps
     (candidate(retention={"s2": KNOWN["s2"]}), "retention"),             # a step it was not measured on is lost
-    (candidate(policy_kept=["e1", "e2"]), "policy"),  # stops choosing the command that worked for one task
-    (candidate(policy_kept=["e4"]), "policy"),        # gains one, loses three
 ])
 def test_each_check_alone_can_reject(cand, failing):
     d = gate(baseline(), cand, Settings())
-    assert not d.promoted and [r.check for r in d.failed()] == [failing]
+    assert not d.promoted and not d.chooses and [r.check for r in d.failed()] == [failing]
     message = verdict_message("a0007", d)
     assert message.startswith("a0007 rejected: held-out env CE") and "probe" in message
+
+
+@pytest.mark.parametrize("kept", [["e1", "e2"],  # stops choosing the command that worked for one task
+                                  ["e4"]])       # gains one, loses three
+def test_a_candidate_that_fails_only_the_policy_check_recalls_but_does_not_choose(kept):
+    d = gate(baseline(), candidate(policy_kept=kept), Settings())
+    assert d.promoted and not d.chooses and [r.check for r in d.failed()] == ["policy"]
+    assert d.to_dict()["chooses"] is False
+    message = verdict_message("a0007", d, "a0003")
+    assert message.startswith("a0007 promoted to recall only (a0003 still chooses the commands): held-out env CE")
+    assert not gate(baseline(), candidate(heldout=1.99, policy_kept=kept), Settings()).chooses
 
 
 def test_limits_come_from_the_settings():
@@ -62,10 +72,11 @@ def test_retention_counts_only_steps_the_adapter_in_use_recalls():
 
 def test_the_policy_check_weighs_tasks_lost_against_tasks_gained():
     swapped = gate(baseline(), candidate(policy_kept=["e1", "e2", "e4"]), Settings())
-    assert swapped.promoted
+    assert swapped.promoted and swapped.chooses
     policy = swapped.reasons[3]
     assert policy.value == 0.0
-    assert policy.text == "chooses the command that worked for 3 of 4 tasks (the adapter in use: 3; lost 1, gained 1)"
+    assert policy.text == ("chooses the command that worked for 3 of 4 tasks (the adapter choosing now: 3; "
+                           "lost 1, gained 1)")
     better = gate(baseline(), candidate(policy_kept=["e1", "e2", "e3", "e4"]), Settings()).reasons[3]
     assert better.passed and better.value == -0.25
     worse = gate(baseline(), candidate(policy_kept=["e1", "e2"]), Settings()).reasons[3]

@@ -447,7 +447,7 @@ def test_agent_uses_a_newly_promoted_adapter_from_the_next_episode(filled_store,
 
 
 def test_the_agent_refuses_an_adapter_trained_on_another_base(store, isolated_home, tiny_model_dir):
-    from echo_agent.assistant import registry_adapter_source
+    from echo_agent.assistant import registry_adapter_sources
 
     path = isolated_home / "adapters" / "a0001"
     path.mkdir(parents=True)
@@ -457,8 +457,8 @@ def test_the_agent_refuses_an_adapter_trained_on_another_base(store, isolated_ho
     insert_adapter(store, id="a0001", path=str(path), status="promoted", base_model="other-model",
                          base_hash="f" * 64, trained_through_seq=0, n_env_tokens=0)
     warnings: list[str] = []
-    source = registry_adapter_source(store, tiny_model_dir, warnings.append)
-    assert source() == (None, None) and source() == (None, None)
+    source, choosing = registry_adapter_sources(store, tiny_model_dir, warnings.append)
+    assert source() == (None, None) and source() == (None, None) and choosing() == (None, None)
     assert len(warnings) == 1 and "trained on other-model" in warnings[0] and "base model" in warnings[0]
 
 
@@ -481,6 +481,26 @@ def test_the_starter_serves_until_a_cycle_promotes_and_the_first_cycle_continues
     assert registry.adapter_in_use(filled_store, base_hash) == ("starter", tiny_starter)
 
 
+def test_a_candidate_that_fails_only_the_policy_check_recalls_while_the_adapter_before_chooses(
+        filled_store, isolated_home, tiny_model_dir, tiny_starter, tmp_path):
+    base_hash = registry.model_identity(tiny_model_dir)[1]
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**ACCEPT_ANY, "policy_tolerance": -1.0})
+    assert first.status == "promoted" and not first.decision.chooses
+    assert "promoted to recall only (starter still chooses the commands)" in first.message
+    assert get_adapter(filled_store, first.adapter_id)["chooses"] == 0
+    assert registry.adapter_in_use(filled_store, base_hash)[0] == first.adapter_id
+    assert registry.adapter_in_use(filled_store, base_hash, choosing=True) == ("starter", tiny_starter)
+    record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n", "other.conf": "y = 2\n"}, 1)
+    # The next cycle continues from the adapter that recalls; its policy baseline is the starter's choice.
+    second = cycle(filled_store, isolated_home, tiny_model_dir, **ACCEPT_ANY)
+    assert get_adapter(filled_store, second.adapter_id)["parent_id"] == first.adapter_id
+    assert second.metrics["policy"]["choosing"] == "starter" and second.metrics["policy"]["cases"] > 0
+    assert second.decision.chooses
+    assert registry.adapter_in_use(filled_store, base_hash, choosing=True)[0] == second.adapter_id
+    registry.promote(filled_store, first.adapter_id)  # by hand: both roles, whatever the gate said
+    assert registry.adapter_in_use(filled_store, base_hash, choosing=True)[0] == first.adapter_id
+
+
 def test_switching_the_starter_off_trains_the_first_cycle_from_the_base_model(
         filled_store, isolated_home, tiny_model_dir, tiny_starter):
     report = cycle(filled_store, isolated_home, tiny_model_dir, starter_adapter=False, **ACCEPT_ANY)
@@ -489,13 +509,14 @@ def test_switching_the_starter_off_trains_the_first_cycle_from_the_base_model(
 
 
 def test_the_agent_uses_the_starter_only_on_its_own_base_model(store, tiny_model_dir, tiny_starter):
-    from echo_agent.assistant import registry_adapter_source
+    from echo_agent.assistant import registry_adapter_sources
 
     warnings: list[str] = []
-    assert registry_adapter_source(store, tiny_model_dir, warnings.append)() == ("starter", tiny_starter)
+    assert [s() for s in registry_adapter_sources(store, tiny_model_dir, warnings.append)] == [
+        ("starter", tiny_starter)] * 2
     meta = json.loads((tiny_starter / registry.META_FILE).read_text())
     (tiny_starter / registry.META_FILE).write_text(json.dumps({**meta, "base_hash": "f" * 64}))
-    assert registry_adapter_source(store, tiny_model_dir, warnings.append)() == (None, None)
+    assert registry_adapter_sources(store, tiny_model_dir, warnings.append)[1]() == (None, None)
     assert warnings == []  # a starter for another model is no error: the base model runs, and nothing is said
 
 

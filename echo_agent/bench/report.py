@@ -30,7 +30,10 @@ def rounds_table(report: dict[str, Any]) -> Table:
     for arm, data in report["arms"].items():
         for r in data["rounds"]:
             cycle = r.get("cycle")
-            after = f"{cycle['status']} {cycle['adapter_id'] or ''} ({cycle['seconds']:.0f} s)" if cycle else ""
+            after = ""
+            if cycle:
+                only = " to recall only" if cycle["status"] == "promoted" and not cycle.get("chooses", True) else ""
+                after = f"{cycle['status']}{only} {cycle['adapter_id'] or ''} ({cycle['seconds']:.0f} s)"
             table.add_row(
                 arm, str(r["round"]) + ("" if r.get("complete") else "*"), str(r["tasks_run"]),
                 _num(r["executed_per_task"]), _num(r["executed_per_task_repeated"]),

@@ -23,6 +23,7 @@ any cycle has trained on them, with each recalled observation replaced by what t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tempfile
 import time
@@ -207,8 +208,8 @@ class Bench:
 
                 # Both arms start as a fresh install does (the shipped starter, where it was made for this model);
                 # only the learning arm's store ever gets a promoted adapter.
-                def adapter(store=store):
-                    return registry.adapter_in_use(store, base_hash)
+                def adapter(store=store, choosing=False):
+                    return registry.adapter_in_use(store, base_hash, choosing)
 
                 # With a scripted policy the whole prompt is one short system message: prompt tokens cost training.
                 # The model policy gets the assistant's own prompt, in-context examples included: it must choose.
@@ -222,7 +223,8 @@ class Bench:
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
                 session = store.start_session(kind=SessionKind.BENCH, model=getattr(predictor, "name", None), shell="bash")
                 agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings,
-                              adapter=adapter, session_id=session)
+                              adapter=adapter, policy_adapter=functools.partial(adapter, choosing=True),
+                              session_id=session)
                 arms[name] = {"home": home, "store": store, "agent": agent, "script": script, "adapter": adapter,
                               "rounds": []}
             for round_no in range(1, self.cfg.rounds + 1):
@@ -299,6 +301,7 @@ class Bench:
                                            cfg=tc, device=self.cfg.device, on_progress=progress)
         m = report.metrics or {}
         return {"status": report.status, "adapter_id": report.adapter_id, "message": report.message,
+                "chooses": bool(report.decision and report.decision.chooses),
                 "seconds": round(time.monotonic() - t0, 1), "heldout_ce": m.get("heldout_ce"),
                 "probe_ce": m.get("probe_ce"), "gain": m.get("gain"), "probe_rise": m.get("probe_rise"),
                 "heldout_action_ce": m.get("heldout_action_ce"),

@@ -81,22 +81,23 @@ def adapters_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     from rich.table import Table
 
     from echo_agent.memory.adapters import list_adapters
-    from echo_agent.updater.registry import configured_starter, current_adapter
+    from echo_agent.updater.registry import configured_starter, current_adapter, current_adapter_row
 
     with open_store(db) as store:
         rows = list_adapters(store)
         in_use, _ = current_adapter(store)
+        chooser = (current_adapter_row(store, choosing=True) or {}).get("id")
         starter = configured_starter(store.settings)
     if starter is not None:
         rows.insert(0, starter)
-        in_use = in_use or starter["id"]
+        in_use, chooser = in_use or starter["id"], chooser or starter["id"]
     if as_json:
         print_json(rows)
         return
     caption = "lost: older recallable steps the candidate lost / had"
     if starter is not None:
         caption += "; starter: shipped with echo-agent (CE on its own held-out episodes)"
-    table = Table(title="adapters (▶ in use; CE in nats per env token)", caption=caption)
+    table = Table(title="adapters (▶ recalls, ◆ chooses the commands; CE in nats per env token)", caption=caption)
     for col in ("", "id", "status", "parent", "data to", "held-out CE", "probe CE", "lost"):
         table.add_column(col, no_wrap=True)
     for r in rows:
@@ -104,7 +105,8 @@ def adapters_list(as_json: JsonOpt = False, db: DbOpt = None) -> None:
         h, p, k = m.get("heldout_ce", {}), m.get("probe_ce", {}), m.get("retention", {})
         if "heldout_env_ce" in m:  # the starter's own metrics
             h = {"current": m["heldout_env_ce"]["before"], "candidate": m["heldout_env_ce"]["after"]}
-        table.add_row("▶" if r["id"] == in_use else "", r["id"], r["status"], r["parent_id"] or "",
+        mark = ("▶" if r["id"] == in_use else "") + ("◆" if r["id"] == chooser else "")
+        table.add_row(mark, r["id"], r["status"], r["parent_id"] or "",
                       str(r["trained_through_seq"]), f"{h['current']:.2f}→{h['candidate']:.2f}" if h else "",
                       f"{p['base']:.2f}→{p['candidate']:.2f}" if p else "",
                       f"{k['lost']}/{k['known']}" if k.get("known") else "")
@@ -137,7 +139,8 @@ def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.
 @adapters_app.command("promote")
 def adapters_promote(adapter_id: Annotated[str, typer.Argument(help="Adapter id to put in use.")],
                      db: DbOpt = None) -> None:
-    """Put an adapter in use by hand (the next episode uses it), whatever the gate said."""
+    """Put an adapter in use by hand, to recall and to choose commands (the next episode uses it), whatever the gate
+    said."""
     from echo_agent.updater.registry import promote
 
     with open_store(db) as store:

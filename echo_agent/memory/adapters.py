@@ -14,7 +14,7 @@ from echo_agent.memory.store import TrajectoryStore, now
 from echo_agent.records import AdapterStatus
 
 _COLUMNS = {"id", "parent_id", "base_model", "base_hash", "path", "status", "trained_through_seq", "n_env_tokens",
-            "metrics", "created_at"}
+            "metrics", "created_at", "chooses"}
 
 
 def next_adapter_id(store: TrajectoryStore) -> str:
@@ -57,20 +57,23 @@ def list_adapters(store: TrajectoryStore, status: AdapterStatus | None = None) -
     return [_decode(r) for r in store.rows("SELECT * FROM adapter ORDER BY id")]
 
 
-def set_status(store: TrajectoryStore, changes: Mapping[str, AdapterStatus]) -> None:
-    """Give each adapter in `changes` its new status, all in one transaction."""
+def set_status(store: TrajectoryStore, changes: Mapping[str, AdapterStatus], chooses: Iterable[str] = ()) -> None:
+    """Give each adapter in `changes` its new status, and make those in `chooses` choose commands too, all in one
+    transaction."""
     with store.transaction() as c:
         c.executemany("UPDATE adapter SET status=? WHERE id=?", [(s, a) for a, s in changes.items()])
+        c.executemany("UPDATE adapter SET chooses=1 WHERE id=?", [(a,) for a in chooses])
 
 
 def record_verdict(store: TrajectoryStore, adapter_id: str, *, status: AdapterStatus, metrics: dict[str, Any],
-                   step_ids: Iterable[str]) -> None:
+                   step_ids: Iterable[str], chooses: bool = True) -> None:
     """A cycle's outcome for its candidate, in one transaction: the steps it trained on (`adapter_step`, what
-    `logs forget` follows), its metrics and its status."""
+    `logs forget` follows), its metrics, its status and whether it chooses commands."""
     with store.transaction() as c:
         c.executemany("INSERT OR IGNORE INTO adapter_step (adapter_id, step_id) VALUES (?, ?)",
                       [(adapter_id, s) for s in step_ids])
-        c.execute("UPDATE adapter SET metrics=?, status=? WHERE id=?", [json.dumps(metrics), status, adapter_id])
+        c.execute("UPDATE adapter SET metrics=?, status=?, chooses=? WHERE id=?",
+                  [json.dumps(metrics), status, int(chooses), adapter_id])
 
 
 def _decode(row: dict) -> dict:

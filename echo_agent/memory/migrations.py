@@ -91,5 +91,12 @@ def m001_initial(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations()
+def m002_adapter_chooses(db: Database) -> None:
+    """Which promoted adapters choose the agent's commands (`chooses`): every promoted one recalls outputs, and
+    one that passed every check but the gate's policy check serves recall only. Rows from before chose too."""
+    db.execute("ALTER TABLE adapter ADD COLUMN chooses INTEGER NOT NULL DEFAULT 1")
+
+
 KNOWN = [m.name for m in migrations._migrations]
 """Names of every migration this code knows, in order."""

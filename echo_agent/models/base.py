@@ -27,7 +27,7 @@ from typing import Literal, Protocol, runtime_checkable
 from echo_agent.config import BackendName
 
 __all__ = ["BackendName", "ChatMessage", "FinishReason", "Generation", "GenerationBuilder", "ModelBackend",
-           "find_stop"]
+           "Serving", "find_stop"]
 
 ChatMessage = dict[str, str]
 FinishReason = Literal["stop", "length", "threshold"]
@@ -152,3 +152,34 @@ class GenerationBuilder:
         self.text += piece
         if piece and self.on_token is not None:
             self.on_token(piece)
+
+
+class Serving:
+    """A backend that serves one adapter: every `generate` and `score` first makes that adapter active. Two
+    roles (the agent's policy and its predictor) can share one loaded model and still run different adapters;
+    until `serve` is called it leaves the backend's adapter as it is. Anything else is the backend's."""
+
+    def __init__(self, backend: ModelBackend) -> None:
+        self.backend = backend
+        self._want: list[Path | None] = []  # empty: keep what the backend has
+
+    def serve(self, path: str | Path | None) -> None:
+        self._want = [Path(path) if path else None]
+
+    def _ready(self) -> None:
+        if not self._want:
+            return
+        want, have = self._want[0], self.backend.adapter
+        if (want.resolve() if want else None) != (Path(have).resolve() if have else None):
+            self.backend.use_adapter(want)
+
+    def generate(self, messages: Sequence[ChatMessage], *args: object, **kwargs: object) -> Generation:
+        self._ready()
+        return self.backend.generate(messages, *args, **kwargs)
+
+    def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
+        self._ready()
+        return self.backend.score(messages, role, text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.backend, name)

@@ -154,6 +154,14 @@ def run_cycle(
                 return CycleReport(CycleStatus.REJECTED, message=str(e))
         else:  # the first cycle on the embedded model continues from the shipped starter
             current = registry.starter_row(base_hash, settings.starter_adapter)
+        # The adapter that chooses commands now: the policy check's baseline (it may be older than `current`).
+        chooser = registry.current_adapter_row(store, choosing=True) or registry.starter_row(
+            base_hash, settings.starter_adapter)
+        if chooser is not None and chooser is not current:
+            try:
+                registry.check_adapter(Path(chooser["path"]), base_hash)
+            except AdapterError:
+                chooser = None  # made for another model: the agent chooses with the base model (it says why)
         since = current["trained_through_seq"] if current else 0
 
         say("loading", {"model": str(model), "adapter": current["id"] if current else None})
@@ -172,8 +180,10 @@ def run_cycle(
         baseline = measure_baseline(store, peft_model, data, probe, pad_id)
         t_policy = time.monotonic()
         checked = policy.cases(store, policy_episodes(data, cfg), settings.policy_check_tasks)
-        say("policy", {"tasks": len(checked), "model": "the adapter in use"})
-        baseline.policy_kept, baseline.policy_cases = policy.kept(peft_model, tokenizer, checked), len(checked)
+        say("policy", {"tasks": len(checked), "model": f"the adapter choosing now ({_name(chooser)})"})
+        with serving(peft_model, None if chooser is None else Path(chooser["path"]),
+                     same=_name(chooser) == _name(current)):
+            baseline.policy_kept, baseline.policy_cases = policy.kept(peft_model, tokenizer, checked), len(checked)
         t_policy = time.monotonic() - t_policy
         say("baseline", {"heldout_base": baseline.heldout_base, "heldout_current": baseline.heldout_current,
                          "probe_base": baseline.probe_base, "train_env_tokens": data.n_train_env_tokens})
@@ -192,7 +202,7 @@ def run_cycle(
         t_policy += time.monotonic() - t_candidate
         decision = gate(baseline, candidate, settings)
         metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
-        metrics["policy"]["seconds"] = round(t_policy, 1)
+        metrics["policy"].update(seconds=round(t_policy, 1), choosing=_name(chooser))
         if decision.promoted:
             metrics["recall_check"] = recall_check(store, peft_model, tokenizer, settings, pad_id)
         meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
@@ -202,7 +212,33 @@ def run_cycle(
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
-        return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision), metrics, decision)
+        return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision, _name(chooser)), metrics,
+                           decision)
+
+
+def _name(row: dict | None) -> str:
+    return row["id"] if row else "the base model"
+
+
+@contextmanager
+def serving(peft_model: Any, path: Path | None, same: bool) -> Iterator[None]:
+    """The peft model computing with the adapter at `path` (None: the base model) instead of the one it trains,
+    which is active again after; with `same`, as it is."""
+    if same:
+        yield
+        return
+    if path is None:
+        with peft_model.disable_adapter():
+            yield
+        return
+    trained = peft_model.active_adapter
+    peft_model.load_adapter(str(path), adapter_name="choosing", is_trainable=False)
+    try:
+        peft_model.set_adapter("choosing")
+        yield
+    finally:
+        peft_model.set_adapter(trained)  # trainable again
+        peft_model.delete_adapter("choosing")
 
 
 def policy_episodes(data: CycleData, cfg: TrainConfig) -> list[str]:
@@ -241,7 +277,8 @@ def persist(store: TrajectoryStore, peft_model: Any, path: Path, meta: dict[str,
     trained on: one transaction). A crash between the two leaves a plain candidate, which the next cycle rejects."""
     registry.save_adapter(peft_model, path.parent, path.name, meta)
     status = AdapterStatus.PROMOTED if decision.promoted else AdapterStatus.REJECTED
-    adapter_rows.record_verdict(store, path.name, status=status, metrics=meta["metrics"], step_ids=step_ids)
+    adapter_rows.record_verdict(store, path.name, status=status, metrics=meta["metrics"], step_ids=step_ids,
+                                chooses=decision.chooses)
 
 
 def _clean_up(store: TrajectoryStore, root: Path, say: Progress) -> None:
@@ -314,7 +351,9 @@ def _number(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def verdict_message(adapter_id: str, decision: Decision) -> str:
+def verdict_message(adapter_id: str, decision: Decision, chooser: str = "the adapter choosing now") -> str:
     """`a0003 rejected: held-out env CE …, probe …, loses …`: every check's words, in the gate's order."""
     verdict = "promoted" if decision.promoted else "rejected"
+    if decision.promoted and not decision.chooses:
+        verdict = f"promoted to recall only ({chooser} still chooses the commands)"
     return f"{adapter_id} {verdict}: " + ", ".join(r.text for r in decision.reasons)

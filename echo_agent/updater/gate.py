@@ -2,16 +2,19 @@
 
 A cycle measures the model before training (`Baseline`) and after (`Candidate`) on the same data; `gate`
 compares them and returns a `Decision`, one `Reason` per check with what was measured and the limit it was held
-to. The candidate is promoted only when every check passes:
+to. The candidate is promoted only when every check of `CHECKS` passes:
 - `heldout_gain`: its env-token CE on held-out recent episodes beats the adapter in use by `gate_margin`
   (relative);
 - `forgetting`: its CE on the bundled forgetting probe (generic terminal transcripts) rises at most
   `forgetting_tolerance` over the *base* model's, so drift cannot accumulate over cycles;
-- `retention`: it loses at most `retention_tolerance` of the older steps the adapter in use can recall;
-- `policy`: for tasks answered before, it chooses the command that worked (`policy.py`) for no fewer of them than
-  the adapter in use, net, beyond `policy_tolerance` of the tasks checked.
+- `retention`: it loses at most `retention_tolerance` of the older steps the adapter in use can recall.
 
-A new check is one more function of (baseline, candidate, settings) in `CHECKS`.
+A promoted candidate recalls outputs. It also chooses the agent's commands (`Decision.chooses`) when the checks
+of `CHOOSING_CHECKS` pass too:
+- `policy`: for tasks answered before, it chooses the command that worked (`policy.py`) for no fewer of them than
+  the adapter that chooses now, net, beyond `policy_tolerance` of the tasks checked.
+
+A new check is one more function of (baseline, candidate, settings) in one of the two tuples.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class Baseline:
     how likely it finds the commands that worked; nan when there are none."""
     heldout_action_tokens: int = 0
     policy_kept: list[str] = field(default_factory=list)
-    """The policy check's cases (episode ids) for which the adapter in use chooses the command that worked."""
+    """The policy check's cases (episode ids) for which the adapter that chooses now chooses the command that
+    worked."""
     policy_cases: int = 0
 
 
@@ -76,12 +80,14 @@ class Reason:
 class Decision:
     promoted: bool
     reasons: tuple[Reason, ...]
+    chooses: bool = False
+    """Promoted, and chooses commands too (every check passed)."""
 
     def failed(self) -> list[Reason]:
         return [r for r in self.reasons if not r.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"promoted": self.promoted, "reasons": [asdict(r) for r in self.reasons]}
+        return {"promoted": self.promoted, "chooses": self.chooses, "reasons": [asdict(r) for r in self.reasons]}
 
 
 def retention(before: PerStep, after: PerStep, threshold: float) -> dict[str, Any]:
@@ -126,21 +132,24 @@ def kept_recalls(baseline: Baseline, candidate: Candidate, settings: Settings) -
 
 def kept_policy(baseline: Baseline, candidate: Candidate, settings: Settings) -> Reason:
     """Net share of the checked tasks for which the candidate stops choosing the command that worked: an adapter
-    that makes the assistant answer worse is not promoted, however well it predicts outputs."""
+    that would make the assistant answer worse never chooses its commands, however well it predicts outputs."""
     n = baseline.policy_cases
     before, after = set(baseline.policy_kept), set(candidate.policy_kept)
     net = (len(before) - len(after)) / n if n else 0.0
-    text = (f"chooses the command that worked for {len(after)} of {n} tasks (the adapter in use: {len(before)}; "
-            f"lost {len(before - after)}, gained {len(after - before)})" if n
+    text = (f"chooses the command that worked for {len(after)} of {n} tasks (the adapter choosing now: "
+            f"{len(before)}; lost {len(before - after)}, gained {len(after - before)})" if n
             else "no answered task to check the policy on")
     return Reason("policy", net <= settings.policy_tolerance, net, settings.policy_tolerance, text)
 
 
-CHECKS: tuple[Callable[[Baseline, Candidate, Settings], Reason], ...] = (heldout_gain, forgetting, kept_recalls,
-                                                                         kept_policy)
+Check = Callable[[Baseline, Candidate, "Settings"], Reason]
+CHECKS: tuple[Check, ...] = (heldout_gain, forgetting, kept_recalls)
+CHOOSING_CHECKS: tuple[Check, ...] = (kept_policy,)
 
 
 def gate(baseline: Baseline, candidate: Candidate, settings: Settings) -> Decision:
-    """Every check of CHECKS on this candidate; promoted only when all pass."""
+    """Every check on this candidate: promoted when those of CHECKS pass, choosing when all pass."""
     reasons = tuple(check(baseline, candidate, settings) for check in CHECKS)
-    return Decision(all(r.passed for r in reasons), reasons)
+    choosing = tuple(check(baseline, candidate, settings) for check in CHOOSING_CHECKS)
+    promoted = all(r.passed for r in reasons)
+    return Decision(promoted, reasons + choosing, promoted and all(r.passed for r in choosing))

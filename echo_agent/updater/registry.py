@@ -11,6 +11,11 @@ intact; a rollback retires it, so the one before takes over. With none promoted,
 ships (`echo_agent/data/starter/`, built by `scripts/make_starter.py`) is in use where it was made for the loaded
 base model and the `starter_adapter` setting is on; the first cycle continues from it. It is no row in the store:
 `starter_row` describes it as one.
+
+Two roles: every promoted adapter recalls outputs (and answers from memory), but only one whose cycle passed the
+gate's policy check, or that the user promoted by hand, also chooses the agent's commands (its row's `chooses`).
+The adapter that chooses is the newest promoted one that does, else the starter, else the base model
+(`adapter_in_use(…, choosing=True)`).
 """
 
 from __future__ import annotations
@@ -143,10 +148,11 @@ def current_adapter(store: TrajectoryStore) -> tuple[str | None, Path | None]:
     return (row["id"], Path(row["path"])) if row else (None, None)
 
 
-def current_adapter_row(store: TrajectoryStore) -> dict | None:
-    """The newest promoted adapter whose directory is intact, or None."""
+def current_adapter_row(store: TrajectoryStore, choosing: bool = False) -> dict | None:
+    """The newest promoted adapter whose directory is intact (with `choosing`, the newest that also chooses
+    commands), or None."""
     for row in reversed(list_adapters(store, AdapterStatus.PROMOTED)):
-        if adapter_complete(Path(row["path"])):
+        if (row["chooses"] or not choosing) and adapter_complete(Path(row["path"])):
             return row
     return None
 
@@ -160,7 +166,7 @@ def starter_row(base_hash: str, enabled: bool = True) -> dict | None:
         return None
     return {"id": STARTER_ID, "parent_id": None, "base_model": meta.get("base_model"), "base_hash": base_hash,
             "path": str(STARTER_DIR), "status": "shipped", "trained_through_seq": 0, "n_env_tokens": 0,
-            "metrics": meta.get("metrics", {})}
+            "metrics": meta.get("metrics", {}), "chooses": 1}
 
 
 def configured_starter(settings: Settings) -> dict | None:
@@ -174,17 +180,19 @@ def configured_starter(settings: Settings) -> dict | None:
     return starter_row(base_hash)
 
 
-def adapter_in_use(store: TrajectoryStore, base_hash: str) -> tuple[str | None, Path | None]:
-    """(id, path) of what the agent runs with on this base model: the newest promoted adapter, else the starter
-    (see `starter_row`), else (None, None) for the base model alone. A promoted adapter for another base model
-    is returned as it is: `check_adapter` says why it cannot be used."""
-    row = current_adapter_row(store) or starter_row(base_hash, store.settings.starter_adapter)
+def adapter_in_use(store: TrajectoryStore, base_hash: str, choosing: bool = False
+                   ) -> tuple[str | None, Path | None]:
+    """(id, path) of what the agent recalls with on this base model (with `choosing`: what chooses its commands):
+    the newest promoted adapter (that chooses), else the starter (see `starter_row`), else (None, None) for the
+    base model alone. A promoted adapter for another base model is returned as it is: `check_adapter` says why
+    it cannot be used."""
+    row = current_adapter_row(store, choosing) or starter_row(base_hash, store.settings.starter_adapter)
     return (row["id"], Path(row["path"])) if row else (None, None)
 
 
 def promote(store: TrajectoryStore, adapter_id: str) -> None:
-    """Make `adapter_id` the adapter in use (by hand: the gate is the user's call here). Promoting an older
-    adapter retires the newer promoted ones, so it becomes the newest in use; both changes are one transaction."""
+    """Make `adapter_id` the adapter in use, in both roles (by hand: the gate is the user's call here). Promoting
+    an older adapter retires the newer promoted ones, so it becomes the newest in use; all is one transaction."""
     row = get_adapter(store, adapter_id)
     if row is None:
         raise AdapterError(f"no adapter {adapter_id}; `echo-agent adapters list` shows them")
@@ -193,7 +201,8 @@ def promote(store: TrajectoryStore, adapter_id: str) -> None:
     if not adapter_complete(Path(row["path"])):
         raise AdapterError(f"adapter {adapter_id} at {row['path']} is incomplete; it cannot be promoted")
     newer = [r["id"] for r in list_adapters(store, AdapterStatus.PROMOTED) if r["id"] > adapter_id]
-    set_status(store, {**dict.fromkeys(newer, AdapterStatus.RETIRED), adapter_id: AdapterStatus.PROMOTED})
+    set_status(store, {**dict.fromkeys(newer, AdapterStatus.RETIRED), adapter_id: AdapterStatus.PROMOTED},
+               chooses=[adapter_id])
 
 
 def rollback(store: TrajectoryStore) -> tuple[str, str | None]:

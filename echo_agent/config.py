@@ -151,10 +151,11 @@ class Settings:
     """Largest fraction of the older steps the adapter in use can recall (every env token's CE within the recall
     threshold) that a candidate may lose."""
     policy_check_tasks: int = setting(12, lo=0)
-    """How many answered tasks the gate replays the first command of, under the adapter in use and the candidate
-    (the policy check; 0 turns it off)."""
+    """How many answered tasks the gate replays the first command of, under the adapter choosing commands now and
+    the candidate (the policy check; with 0, every promoted adapter chooses too)."""
     policy_tolerance: float = setting(0.0)
-    """Largest net share of those tasks for which a candidate may stop choosing the command that worked."""
+    """Largest net share of those tasks for which a candidate may stop choosing the command that worked and still
+    choose commands (beyond it, it is promoted to recall only)."""
     # --- recall ---
     recall_threshold: float = setting(-0.1, hi=0)
     """Minimum token log-prob a prediction needs to be used instead of running the command (a log-prob, so at

@@ -9,6 +9,7 @@ import subprocess
 from collections import Counter
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from echo_agent.bench.report import plot, result_line, rounds_table
@@ -198,6 +199,10 @@ def test_confident_recall_replaces_look_ups_and_the_report_says_so(tmp_path):
     assert RESULT_RE.search(line) and "learning_ratio=na" in line and "frozen_ratio=1.000" in line
     assert "rounds=2 " in line and "frozen_accuracy=1.000" in line and "accuracy=na" in line
     assert rounds_table(report).row_count == 2
+    r1.update(adapter="a0002", choosing="starter")  # a0002 recalls; the starter still chooses the commands
+    console = Console(record=True, width=300)
+    console.print(rounds_table(report))
+    assert "a0002 ◆starter" in console.export_text()
     assert plot(report, tmp_path / "p.png").stat().st_size > 1000
 
 
@@ -260,6 +265,8 @@ def test_learning_arm_with_a_tiny_model_trains_between_rounds(tmp_path, tiny_mod
         assert r["env_ce"] > 0 and r["env_tokens"] > 0 and r["accuracy"] == 1.0
     assert frozen[1]["adapter"] is None
     assert learning[1]["adapter"] == (cycle["adapter_id"] if cycle["status"] == "promoted" else None)
+    assert learning[1]["choosing"] == (cycle["adapter_id"] if cycle["status"] == "promoted" and cycle["chooses"]
+                                       else None)
     assert (tmp_path / "b" / "learning" / "store.db").exists()  # its own home, not the user's
     assert report["result"]["frozen_ratio"] == 1.0
 

@@ -501,6 +501,17 @@ def test_a_candidate_that_fails_only_the_policy_check_recalls_while_the_adapter_
     assert registry.adapter_in_use(filled_store, base_hash, choosing=True)[0] == first.adapter_id
 
 
+def test_with_no_adapter_choosing_the_policy_baseline_is_the_base_model(filled_store, isolated_home, tiny_model_dir,
+                                                                       tmp_path):
+    gate = {**ACCEPT_ANY, "starter_adapter": False}
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**gate, "policy_tolerance": -1.0})
+    assert first.status == "promoted" and not first.decision.chooses
+    assert registry.adapter_in_use(filled_store, registry.model_identity(tiny_model_dir)[1], True) == (None, None)
+    record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n"}, 2)
+    second = cycle(filled_store, isolated_home, tiny_model_dir, **gate)
+    assert second.metrics["policy"]["choosing"] == "the base model" and second.decision.chooses
+
+
 def test_switching_the_starter_off_trains_the_first_cycle_from_the_base_model(
         filled_store, isolated_home, tiny_model_dir, tiny_starter):
     report = cycle(filled_store, isolated_home, tiny_model_dir, starter_adapter=False, **ACCEPT_ANY)

@@ -41,8 +41,15 @@ def rounds_table(report: dict[str, Any]) -> Table:
                 f"{r['recalls_exact']}/{r['recalls']}" if r["recalls"] else "–",
                 f"{r['verified_right']}/{r['verified']}" if r["verified"] else "–",
                 _num(r["accuracy"], "{:.0%}"), _sources(r.get("answers")), _num(r["env_ce"], "{:.3f}"),
-                r["adapter"] or "base", after)
+                _adapters(r), after)
     return table
+
+
+def _adapters(row: dict[str, Any]) -> str:
+    """The round's adapter, and the one choosing the commands where that is another ("a0002 ◆starter")."""
+    recalling = row["adapter"] or "base"
+    choosing = row.get("choosing", row["adapter"]) or "base"
+    return recalling if choosing == recalling else f"{recalling} ◆{choosing}"
 
 
 def _sources(answers: dict[str, dict[str, int]] | None) -> str:

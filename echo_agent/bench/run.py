@@ -222,9 +222,8 @@ class Bench:
                     recall=True, verify=self.cfg.verify, recall_threshold=self.cfg.recall_threshold,
                     verify_fraction=self.cfg.verify_fraction, seed=self.cfg.seed)
                 session = store.start_session(kind=SessionKind.BENCH, model=getattr(predictor, "name", None), shell="bash")
-                agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings,
-                              adapter=adapter, policy_adapter=functools.partial(adapter, choosing=True),
-                              session_id=session)
+                agent = Agent(policy, shell, store, predictor=predictor, config=config, settings=self.settings, adapter=adapter,
+                              policy_adapter=functools.partial(adapter, choosing=True), session_id=session)
                 arms[name] = {"home": home, "store": store, "agent": agent, "script": script, "adapter": adapter,
                               "rounds": []}
             for round_no in range(1, self.cfg.rounds + 1):
@@ -232,7 +231,9 @@ class Bench:
                     if self.out_of_time():
                         break
                     records = self._round(arm, predictor, round_no)
-                    summary = self.summarize(arm["store"], records, round_no, predictor, measure)
+                    recalling = arm["agent"].predictor.active()  # env CE: the policy's adapter may be another
+                    summary = self.summarize(arm["store"], records, round_no, recalling, measure)
+                    summary["choosing"] = arm["adapter"](choosing=True)[0]
                     summary["complete"] = len(records) == len(self.suite.tasks)
                     arm["rounds"].append(summary)
                     self.say(f"{name} round {round_no}: {summary['executed_per_task']:.2f} executed/task, "

@@ -166,20 +166,19 @@ class Serving:
     def serve(self, path: str | Path | None) -> None:
         self._want = [Path(path) if path else None]
 
-    def _ready(self) -> None:
-        if not self._want:
-            return
-        want, have = self._want[0], self.backend.adapter
-        if (want.resolve() if want else None) != (Path(have).resolve() if have else None):
-            self.backend.use_adapter(want)
+    def active(self) -> ModelBackend:
+        """The backend, with this view's adapter active: for using its model directly."""
+        if self._want:
+            want, have = self._want[0], self.backend.adapter
+            if (want.resolve() if want else None) != (Path(have).resolve() if have else None):
+                self.backend.use_adapter(want)
+        return self.backend
 
     def generate(self, messages: Sequence[ChatMessage], *args: object, **kwargs: object) -> Generation:
-        self._ready()
-        return self.backend.generate(messages, *args, **kwargs)
+        return self.active().generate(messages, *args, **kwargs)
 
     def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
-        self._ready()
-        return self.backend.score(messages, role, text)
+        return self.active().score(messages, role, text)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.backend, name)

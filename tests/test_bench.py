@@ -213,7 +213,8 @@ def test_plot_draws_no_paraphrased_line_for_a_suite_without_paraphrases(tmp_path
     monkeypatch.setattr(plt, "close", figures.append)
     row = {"round": 1, "executed_per_task_repeated": 1.0, "executed_per_task_paraphrased": None,
            "accuracy": 1.0, "env_ce": None}
-    report = {"suite": "s", "arms": {"frozen": {"rounds": [row]}, "learning": {"rounds": [row]}}}
+    measured = {**row, "executed_per_task_paraphrased": math.nan}  # as a run has it, before the JSON
+    report = {"suite": "s", "arms": {"frozen": {"rounds": [row]}, "learning": {"rounds": [measured]}}}
     plot(report, tmp_path / "p.png")
     labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
     assert labels == ["frozen repeated", "learning repeated"]

@@ -112,7 +112,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         axes[0].plot(xs, [r["executed_per_task_repeated"] for r in rounds], "o-", color=c, lw=lw,
                      label=f"{arm} repeated")
         paraphrased = [r["executed_per_task_paraphrased"] for r in rounds]
-        if any(v is not None for v in paraphrased):  # suites without paraphrases draw no empty line
+        if any(v is not None and not math.isnan(v) for v in paraphrased):  # none in the suite: no empty line
             axes[0].plot(xs, [math.nan if v is None else v for v in paraphrased], "s--", color=c, lw=lw,
                          label=f"{arm} paraphrased")
         axes[1].plot(xs, [r["accuracy"] for r in rounds], "o-", color=c, lw=lw, label=arm)

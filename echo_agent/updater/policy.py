@@ -1,7 +1,7 @@
 """The gate's policy check: for tasks it answered before, does the model still choose the command that worked?
 
-The promoted adapter chooses the agent's commands as well as recalling outputs, and training on outputs moves
-the replies too (docs/measurements.md, "With the model in charge"). A case is an episode that was a new task
+A promoted adapter recalls outputs; it chooses the agent's commands only when this check passes, since training on
+outputs moves the replies too (docs/measurements.md, "With the model in charge"). A case is an episode that was a new task
 (no chat parent) answered in the model's own supported words (not an output or "could not tell" put in their
 place, `grounding.replaced`), whose first reply's command ran, exited 0 and printed something (the agent counts
 one that printed nothing as failed, and falls back to others), and whose task quotes no command

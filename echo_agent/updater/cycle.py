@@ -157,7 +157,7 @@ def run_cycle(
         # The adapter that chooses commands now: the policy check's baseline (it may be older than `current`).
         chooser = registry.current_adapter_row(store, choosing=True) or registry.starter_row(
             base_hash, settings.starter_adapter)
-        if chooser is not None and chooser is not current:
+        if chooser is not None:
             try:
                 registry.check_adapter(Path(chooser["path"]), base_hash)
             except AdapterError:

@@ -98,7 +98,7 @@ def bare_loop(model, batches: list, cfg) -> tuple[int, float]:
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     start = time.monotonic()
     for b in batches:
-        loss, _ = loss_fn(model, b, cfg)
+        loss, _, _ = loss_fn(model, b, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -257,6 +257,32 @@ def test_objectives_and_time_limit(filled_store, tiny_model_dir, smollm2_tokeniz
         assert n_replies > 0 and evaluate(model, data.train, tok.pad_token_id, tokens="action")[0] < replies_before
 
 
+def test_training_stops_after_the_first_epoch_that_finds_every_window_known(filled_store, tiny_model_dir,
+                                                                            smollm2_tokenizer):
+    from echo_agent.updater.cycle import load_for_training
+    from echo_agent.updater.train import collate, loss_fn
+
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0)
+    pad = smollm2_tokenizer.pad_token_id
+    runs = {}
+    for known_ce in (None, 0.0, 100.0):  # never asked; never reached (a random model); reached at once
+        cfg = TrainConfig(epochs=3, batch_tokens=256, known_ce=known_ce)
+        model, _, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
+        runs[known_ce] = train(model, data.train, cfg, pad)
+    assert [(s.epochs, s.stopped_known) for s in runs.values()] == [(3, False), (3, False), (1, True)]
+    assert runs[100.0].steps * 3 == runs[None].steps
+
+    # The known test reads each window's weakest env token from its training step: the same number `evaluate`
+    # gives as the window's largest token CE (dropout off).
+    model.eval()
+    for w in data.train[:3]:
+        per_step: dict = {}
+        evaluate(model, [w], pad, per_step=per_step)
+        _, _, worst = loss_fn(model, collate([w], pad, "cpu"), TrainConfig())
+        assert float(worst[0]) == pytest.approx(max(v[2] for v in per_step.values()), abs=1e-4)
+    assert TrainConfig.from_settings(Settings(recall_threshold=-0.1)).known_ce == pytest.approx(0.05)
+
+
 # --- the cycle and the registry ---------------------------------------------------------------------------
 
 

@@ -297,17 +297,17 @@ class Bench:
                          f"{info['tokens_per_s']:.0f} tokens/s")
             elif event == "policy" and info["tasks"]:
                 self.say(f"  {policy.replaying(info)}")
+            elif event == "known":
+                self.say(f"  every window known after epoch {info['epochs']} of {info['of']}: training stops")
 
         report = (self.cycle or run_cycle)(arm["store"], self.settings, home=arm["home"], model=self.cfg.model,
                                            cfg=tc, device=self.cfg.device, on_progress=progress)
         m = report.metrics or {}
+        kept = ("heldout_ce", "probe_ce", "gain", "probe_rise", "heldout_action_ce", "policy", "train")
         return {"status": report.status, "adapter_id": report.adapter_id, "message": report.message,
                 "chooses": bool(report.decision and report.decision.chooses),
-                "seconds": round(time.monotonic() - t0, 1), "heldout_ce": m.get("heldout_ce"),
-                "probe_ce": m.get("probe_ce"), "gain": m.get("gain"), "probe_rise": m.get("probe_rise"),
-                "heldout_action_ce": m.get("heldout_action_ce"),
-                "retention": {k: v for k, v in (m.get("retention") or {}).items() if k != "lost_steps"},
-                "policy": m.get("policy"), "train": m.get("train")}
+                "seconds": round(time.monotonic() - t0, 1), **{k: m.get(k) for k in kept},
+                "retention": {k: v for k, v in (m.get("retention") or {}).items() if k != "lost_steps"}}
 
     # --- measuring ------------------------------------------------------------------------------------------
 

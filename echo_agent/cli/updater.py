@@ -18,7 +18,8 @@ updater_app = typer.Typer(help="The background updater: trains when enough new o
 def update_command(
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.0, help="Stop training after this "
                                                        "long (the candidate is still evaluated).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over this cycle's data.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over this cycle's data at most: training stops "
+                                                       "after the first pass that finds every window known.")] = None,
     objective: Annotated[Objective, typer.Option("--objective", help="What training predicts.")] = Objective.ENV,
     action_weight: Annotated[float, typer.Option("--action-weight", min=0.0, help="λ for action tokens.")] = 0.0,
     kl_weight: Annotated[float, typer.Option("--kl-weight", min=0.0, help="Weight of KL to the base model.")] = 0.0,
@@ -60,6 +61,9 @@ def update_command(
                           f"training on {info['train_env_tokens']} env tokens")
         elif event == "policy" and info["tasks"]:
             console.print(policy.replaying(info))
+        elif event == "known":
+            console.print(f"every training window known after epoch {info['epochs']} of {info['of']}: "
+                          "training stops there")
         elif event == "loading":
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":

@@ -195,6 +195,8 @@ def run_cycle(
         stats = train(peft_model, data.train, cfg, pad_id,
                       on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
                                                              "tokens_per_s": s.tokens_per_s}))
+        if stats.stopped_known:
+            say("known", {"epochs": stats.epochs, "of": cfg.epochs})
         candidate = measure_candidate(peft_model, data, probe, pad_id)
         t_candidate = time.monotonic()
         say("policy", {"tasks": len(checked), "model": "the candidate"})
@@ -333,7 +335,8 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
         "heldout_env_tokens": baseline.heldout_env_tokens, "probe_env_tokens": baseline.probe_env_tokens,
         "train": {"steps": stats.steps, "env_tokens": stats.env_tokens, "tokens": stats.tokens,
                   "seconds": round(stats.seconds, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
-                  "final_loss": stats.final_loss, "stopped_early": stats.stopped_early},
+                  "final_loss": stats.final_loss, "stopped_early": stats.stopped_early, "epochs": stats.epochs,
+                  "stopped_known": stats.stopped_known},
         "retention": retention(baseline.retention, candidate.retention, settings.recall_threshold),
         "policy": {"cases": baseline.policy_cases, "current": len(baseline.policy_kept),
                    "candidate": len(candidate.policy_kept),

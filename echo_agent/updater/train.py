@@ -59,11 +59,19 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     seed: int = 0
     max_minutes: float | None = None  # stop cleanly after this much training time (evaluation still runs)
+    known_ce: float | None = None
+    """Stop after an epoch in which every window's largest env-token CE was at most this: the data is known, and
+    more epochs only move the adapter further from the base model (the forgetting probe). None runs every epoch."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
-        """The config a cycle trains with: the user's LoRA settings, then `overrides` (None leaves a default)."""
-        values = {"lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha}
+        """The config a cycle trains with: the user's LoRA settings, then `overrides` (None leaves a default).
+
+        Training stops once every window is known at half the recall threshold's CE (`known_ce`): recall would
+        return each output, with a margin for the context at recall time differing from the training window's.
+        """
+        values = {"lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha,
+                  "known_ce": -settings.recall_threshold / 2}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -79,6 +87,11 @@ class TrainStats:
     seconds: float = 0.0
     final_loss: float = float("nan")
     stopped_early: bool = False
+    """Stopped by `max_minutes`."""
+    epochs: int = 0
+    """Epochs completed."""
+    stopped_known: bool = False
+    """Stopped before the last epoch because every window was known (`known_ce`)."""
     losses: list[float] = field(default_factory=list)
 
     @property
@@ -160,7 +173,9 @@ def token_ce(model: Any, b: dict[str, Any], keep: Any) -> Any:
     return ce.new_zeros(targets.shape).masked_scatter(keep, ce)
 
 
-def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int]:
+def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int, Any]:
+    """(loss, env-token count, each row's largest env-token CE as a detached (B,) tensor: 0 for a row without
+    env tokens)."""
     import torch
     import torch.nn.functional as F
 
@@ -173,6 +188,7 @@ def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int]:
     is_env, is_act = env[keep].float(), act[keep].float()  # (N,)
     n_env = is_env.sum()
     loss = (ce * is_env).sum() / n_env.clamp(min=1)
+    worst = ce.detach().new_zeros(env.shape).masked_scatter(keep, ce.detach() * is_env).amax(dim=1)  # (B,)
     if act.any():
         loss = loss + cfg.action_weight * (ce * is_act).sum() / is_act.sum().clamp(min=1)
     if cfg.kl_weight > 0:
@@ -181,7 +197,7 @@ def loss_fn(model: Any, b: dict[str, Any], cfg: TrainConfig) -> tuple[Any, int]:
         logp = F.log_softmax(logits[env[keep]], -1)  # (N_env, V)
         kl = (logp.exp() * (logp - F.log_softmax(base, -1))).sum(-1)  # (N_env,)
         loss = loss + cfg.kl_weight * kl.sum() / n_env.clamp(min=1)
-    return loss, int(n_env.item())
+    return loss, int(n_env.item()), worst
 
 
 def train(
@@ -193,7 +209,9 @@ def train(
 ) -> TrainStats:
     """Train the LoRA parameters of a peft `model` in place on `windows`; returns what happened.
 
-    Seeded: the same windows, config and initial adapter give the same adapter.
+    Seeded: the same windows, config and initial adapter give the same adapter. With `cfg.known_ce`, an epoch
+    whose every window had its largest env-token CE at or under it is the last: each window's CE is read from
+    its own training step (dropout on, before that step's update), so the test errs toward training on.
     """
     import torch
 
@@ -215,6 +233,7 @@ def train(
     model.train()
     start = time.monotonic()
     for epoch_batches in plan:
+        known = True
         for batch in epoch_batches:
             if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
                 stats.stopped_early = True
@@ -224,7 +243,9 @@ def train(
                 continue
             for group in opt.param_groups:
                 group["lr"] = lr_at(stats.steps)
-            loss, n_env = loss_fn(model, b, cfg)
+            loss, n_env, worst = loss_fn(model, b, cfg)
+            if known and cfg.known_ce is not None:
+                known = float(worst.max().item()) <= cfg.known_ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -238,6 +259,10 @@ def train(
             if on_step is not None:
                 on_step(stats, total)
         if stats.stopped_early:
+            break
+        stats.epochs += 1
+        if known and cfg.known_ce is not None and stats.epochs < len(plan):
+            stats.stopped_known = True
             break
     stats.seconds = time.monotonic() - start
     model.eval()

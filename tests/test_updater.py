@@ -268,7 +268,7 @@ def test_training_stops_after_the_first_epoch_that_finds_every_window_known(fill
     for known_ce in (None, 0.0, 100.0):  # never asked; never reached (a random model); reached at once
         cfg = TrainConfig(epochs=3, batch_tokens=256, known_ce=known_ce)
         model, _, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
-        runs[known_ce] = train(model, data.train, cfg, pad)
+        runs[known_ce] = train(model, data.train[:3], cfg, pad)
     assert [(s.epochs, s.stopped_known) for s in runs.values()] == [(3, False), (3, False), (1, True)]
     assert runs[100.0].steps * 3 == runs[None].steps
 
@@ -281,6 +281,33 @@ def test_training_stops_after_the_first_epoch_that_finds_every_window_known(fill
         _, _, worst = loss_fn(model, collate([w], pad, "cpu"), TrainConfig())
         assert float(worst[0]) == pytest.approx(max(v[2] for v in per_step.values()), abs=1e-4)
     assert TrainConfig.from_settings(Settings(recall_threshold=-0.1)).known_ce == pytest.approx(0.05)
+
+
+def test_training_ends_with_the_latest_epoch_within_the_limit(filled_store, tiny_model_dir, smollm2_tokenizer):
+    import torch
+
+    from echo_agent.updater.cycle import load_for_training
+
+    data = select_cycle_data(filled_store, smollm2_tokenizer, since_seq=0)
+    cfg = TrainConfig(epochs=4, batch_tokens=256)
+
+    def run(answers):
+        model, _, _ = load_for_training(tiny_model_dir, None, cfg, device="cpu")
+        seen = []
+
+        def within():
+            seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+            return answers[len(seen) - 1]
+
+        stats = train(model, data.train[:3], cfg, smollm2_tokenizer.pad_token_id, within=within)
+        now = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        ends_with = [i + 1 for i, w in enumerate(seen) if all(torch.equal(w[n], now[n]) for n in now)]
+        return stats.kept_epoch, ends_with
+
+    # Refused after epochs 1 and 4: the adapter after epoch 3, the latest allowed, not the first.
+    assert run([False, True, True, False]) == (3, [3])
+    assert run([True, True, True, True]) == (None, [4])
+    assert run([False, False, False, False]) == (None, [4])  # none allowed: the last stays, the gate rejects it
 
 
 # --- the cycle and the registry ---------------------------------------------------------------------------

@@ -279,7 +279,7 @@ class Bench:
 
     def _cycle(self, arm: dict[str, Any]) -> dict[str, Any]:
         from echo_agent.updater import policy
-        from echo_agent.updater.cycle import run_cycle
+        from echo_agent.updater.cycle import run_cycle, training_note
         from echo_agent.updater.train import TrainConfig
 
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -297,8 +297,8 @@ class Bench:
                          f"{info['tokens_per_s']:.0f} tokens/s")
             elif event == "policy" and info["tasks"]:
                 self.say(f"  {policy.replaying(info)}")
-            elif event == "known":
-                self.say(f"  every window known after epoch {info['epochs']} of {info['of']}: training stops")
+            elif note := training_note(event, info):
+                self.say(f"  {note}")
 
         report = (self.cycle or run_cycle)(arm["store"], self.settings, home=arm["home"], model=self.cfg.model,
                                            cfg=tc, device=self.cfg.device, on_progress=progress)

@@ -37,7 +37,7 @@ def update_command(
     from echo_agent.config import Settings, home_dir
     from echo_agent.ui import literal
     from echo_agent.updater import policy
-    from echo_agent.updater.cycle import run_cycle
+    from echo_agent.updater.cycle import run_cycle, training_note
     from echo_agent.updater.train import TrainConfig
 
     settings = Settings.load()
@@ -61,9 +61,8 @@ def update_command(
                           f"training on {info['train_env_tokens']} env tokens")
         elif event == "policy" and info["tasks"]:
             console.print(policy.replaying(info))
-        elif event == "known":
-            console.print(f"every training window known after epoch {info['epochs']} of {info['of']}: "
-                          "training stops there")
+        elif note := training_note(event, info):
+            console.print(note)
         elif event == "loading":
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":

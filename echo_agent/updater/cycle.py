@@ -192,11 +192,15 @@ def run_cycle(
             store, id=adapter_id, parent_id=current["id"] if current else None, base_model=base_name,
             base_hash=base_hash, path=str(root / adapter_id), status=AdapterStatus.CANDIDATE,
             trained_through_seq=data.trained_through_seq, n_env_tokens=data.n_train_env_tokens, metrics={})
+        limit = baseline.probe_base * (1 + settings.forgetting_tolerance)
         stats = train(peft_model, data.train, cfg, pad_id,
                       on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
-                                                             "tokens_per_s": s.tokens_per_s}))
+                                                             "tokens_per_s": s.tokens_per_s}),
+                      within=lambda: evaluate(peft_model, probe, pad_id)[0] <= limit)
         if stats.stopped_known:
             say("known", {"epochs": stats.epochs, "of": cfg.epochs})
+        if stats.kept_epoch is not None:
+            say("kept", {"epoch": stats.kept_epoch, "of": stats.epochs})
         candidate = measure_candidate(peft_model, data, probe, pad_id)
         t_candidate = time.monotonic()
         say("policy", {"tasks": len(checked), "model": "the candidate"})
@@ -216,6 +220,16 @@ def run_cycle(
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision, _name(chooser)), metrics,
                            decision)
+
+
+def training_note(event: str, info: dict[str, Any]) -> str | None:
+    """What a progress display says for how training ended (`known`, `kept` events); None for other events."""
+    if event == "known":
+        return f"every training window known after epoch {info['epochs']} of {info['of']}: training stops there"
+    if event == "kept":
+        return (f"the forgetting probe rose past its limit after epoch {info['of']}: the candidate is the adapter "
+                f"after epoch {info['epoch']}")
+    return None
 
 
 def _name(row: dict | None) -> str:
@@ -336,7 +350,7 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
         "train": {"steps": stats.steps, "env_tokens": stats.env_tokens, "tokens": stats.tokens,
                   "seconds": round(stats.seconds, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
                   "final_loss": stats.final_loss, "stopped_early": stats.stopped_early, "epochs": stats.epochs,
-                  "stopped_known": stats.stopped_known},
+                  "stopped_known": stats.stopped_known, "kept_epoch": stats.kept_epoch},
         "retention": retention(baseline.retention, candidate.retention, settings.recall_threshold),
         "policy": {"cases": baseline.policy_cases, "current": len(baseline.policy_kept),
                    "candidate": len(candidate.policy_kept),

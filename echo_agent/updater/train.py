@@ -92,6 +92,8 @@ class TrainStats:
     """Epochs completed."""
     stopped_known: bool = False
     """Stopped before the last epoch because every window was known (`known_ce`)."""
+    kept_epoch: int | None = None
+    """The epoch whose adapter the model ends with, when `within` refused the last one's (None: the last)."""
     losses: list[float] = field(default_factory=list)
 
     @property
@@ -206,12 +208,18 @@ def train(
     cfg: TrainConfig,
     pad_id: int,
     on_step: Callable[[TrainStats, int], None] | None = None,
+    within: Callable[[], bool] | None = None,
 ) -> TrainStats:
     """Train the LoRA parameters of a peft `model` in place on `windows`; returns what happened.
 
     Seeded: the same windows, config and initial adapter give the same adapter. With `cfg.known_ce`, an epoch
     whose every window had its largest env-token CE at or under it is the last: each window's CE is read from
     its own training step (dropout on, before that step's update), so the test errs toward training on.
+
+    `within`, asked after every epoch, says whether the adapter as it is then may be kept (the cycle's
+    forgetting limit). When the last epoch's adapter may not and an earlier one may, the model ends with the
+    latest that may (`TrainStats.kept_epoch`); training goes on past a refused epoch, as a later one may be
+    within again.
     """
     import torch
 
@@ -230,6 +238,8 @@ def train(
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     stats = TrainStats()
+    kept: dict[str, Any] | None = None  # the trainable weights after the latest epoch `within` allowed
+    last_within = True
     model.train()
     start = time.monotonic()
     for epoch_batches in plan:
@@ -258,12 +268,25 @@ def train(
             stats.seconds = time.monotonic() - start
             if on_step is not None:
                 on_step(stats, total)
+        if not stats.stopped_early:
+            stats.epochs += 1
+        if within is not None and stats.steps:
+            last_within = within()
+            if last_within:
+                kept = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+                stats.kept_epoch = stats.epochs
         if stats.stopped_early:
             break
-        stats.epochs += 1
         if known and cfg.known_ce is not None and stats.epochs < len(plan):
             stats.stopped_known = True
             break
+    if not last_within and kept is not None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in kept:
+                    p.copy_(kept[n])
+    else:
+        stats.kept_epoch = None
     stats.seconds = time.monotonic() - start
     model.eval()
     return stats

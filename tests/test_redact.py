@@ -248,3 +248,93 @@ def test_any_text_is_redacted_without_error_into_storable_text(parts):
     out, n = redact("".join(parts))
     out.encode("utf-8")  # what SQLite will be given
     assert n >= 0
+
+
+def _corpus():
+    """benchmarks/secrets_corpus.py as a module (it finds its rules file beside itself)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "secrets_corpus.py"
+    spec = importlib.util.spec_from_file_location("secrets_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_gitleaks_rule_in_the_corpus_is_redacted_in_its_tuned_contexts():
+    """benchmarks/secrets_corpus.py, without its held-out contexts: every sample of every applicable rule loses
+    its value, on two seeds of values."""
+    corpus = _corpus()
+    for seed in (0, 1):
+        missed = [(rule, ctx, corpus.mask(text, value))
+                  for rule, cases in corpus.samples(seed).items() for ctx, held, text, value in cases
+                  if not held and corpus.leaked(redact(text)[0], value, text)]
+        assert not missed, missed[:5]
+    assert len(corpus.samples(0)) >= 200
+
+
+def test_corpus_lookalikes_survive():
+    corpus = _corpus()
+    changed = [text for _, held, text in corpus.LOOKALIKES if not held and redact(text)[0] != text]
+    assert not changed
+
+
+def test_leak_check_counts_any_surviving_twelve_characters():
+    corpus = _corpus()
+    value = "abcdefghijklmnopqrstuvwxyz"
+    assert corpus.leaked("x=abcdefghijkl", value, "x=" + value) == "abcdefghijkl"
+    assert corpus.leaked("x=abcdefghijk[REDACTED]", value, "x=" + value) is None
+    # a piece the text shows outside the value (a token's prefix in a variable's name) tells nothing
+    assert corpus.leaked("PSCALE_OAUTH_TOKEN=pscale_oauth_[R]", "pscale_oauth_" + value,
+                         "pscale_oauth_TOKEN=pscale_oauth_" + value) is None
+
+
+@pytest.mark.parametrize("text,kept", [
+    ("mysql -u root -pS3cretPass db", "mysql -u root -p"),
+    ("docker login -u ci -p Hunter2Pass registry.example.com", "docker login -u ci -p "),
+    ("redis-cli -h cache -a Sup3rSecret ping", "redis-cli -h cache -a "),
+    ("curl -u admin:Pa55word https://x", "curl -u admin:"),
+    ("curl --user 'deploy:Pa55word' https://x", "curl --user 'deploy:"),
+    ("vault login --token s3cr3tT0ken", "vault login --token "),
+    ("openssl enc -aes256 -pass pass:Hunter2Pass -in a", "openssl enc -aes256 -pass pass:"),
+    ("redis://:Sup3rSecret@cache:6379/0", "redis://:"),
+    ("machine api.example.com login bob password Hunter2Pass", "machine api.example.com login bob password "),
+    ("$cfg = ['secret_key' => 'sk_abcdefghij0123456789abcdefghi'];", "$cfg = ['secret_key' => '"),
+    ('<add key="ClearTextPassword" value="Hunter2Pass" />', '<add key="ClearTextPassword" value="'),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic "),
+    ("ADOBE_CLIENT_ID=0123456789abcdef0123456789abcdef", "ADOBE_CLIENT_ID="),
+    ("DISCORD_CLIENT_ID=123456789012345678", "DISCORD_CLIENT_ID="),
+])
+def test_command_lines_urls_and_named_services_lose_only_the_secret(text, kept):
+    out, n = redact(text)
+    assert n == 1 and out.startswith(kept + "[REDACTED:"), out
+
+
+@pytest.mark.parametrize("text", [
+    "mkdir -p build/out && ssh -p 2222 host",  # -p is not a password for these commands
+    "docker run -u 1000:1000 -p 8080:80 nginx",
+    "git push -u origin main",
+    "docker build --secret id=npmrc,src=/home/dev/.npmrc .",
+    "mysql --password --verbose",
+    "passwd: password updated successfully",
+    "DATADOG_SITE=datadoghq.eu",
+    "request_id=0f9b5a2e3c4d4e5f8a9b1c2d3e4f5a6b",
+    "Authorization: Digest username=\"bob\", realm=\"x\"",
+    "version: 3.11.7",
+])
+def test_commands_and_names_that_only_look_like_secrets_survive(text):
+    assert redact(text) == (text, 0)
+
+
+def test_kubernetes_secret_data_is_redacted_and_a_configmap_is_not():
+    secret = ("apiVersion: v1\ndata:\n  settings: c2VjcmV0LXRva2VuLXZhbHVl\n  cert.pem: |\n    LS0tLS1CRUdJTi\n"
+              "    QUJDREVGR0g=\nkind: Secret\nmetadata:\n  name: app\n")
+    out, n = redact(secret)
+    assert "c2VjcmV0" not in out and "LS0tLS1CRUdJTi" not in out and "QUJDREVGR0g" not in out
+    assert "kind: Secret" in out and "name: app" in out
+    configmap = secret.replace("kind: Secret", "kind: ConfigMap")
+    assert redact(configmap) == (configmap, 0)
+    as_json = '{"data": {"password": "aHVudGVyMg==", "user": "Ym9i"}, "kind": "Secret"}'
+    out, _ = redact(as_json)
+    assert "aHVudGVyMg" not in out and "Ym9i" not in out

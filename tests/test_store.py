@@ -473,3 +473,29 @@ def test_search_ranks_only_the_newest_window_of_matches(store, monkeypatch):
     hits = store.search("needle", limit=10)
     assert sorted(h["command"] for h in hits) == ["look 3", "look 4", "look 5"]
     assert hits[0]["command"] == "look 3"  # ranked by bm25 within the window
+
+
+def test_a_step_stored_under_older_rules_is_redacted_on_export_and_not_trained(store, tmp_path, monkeypatch):
+    """Redaction rules grow: a step stored before a rule existed is left as it is in the store (the user's data),
+    but its export carries today's redaction and no training text is made from it."""
+    import echo_agent.memory.store as store_module
+    from echo_agent.transcript import is_trainable
+
+    sid = store.start_session()
+    eid = store.start_episode(sid, "t", PROMPT)
+    token = "shpat_" + "0123456789abcdef" * 2
+    monkeypatch.setattr(store_module, "redact", lambda text, extra=(): (text, 0))  # the older rules missed it
+    store.record_step(eid, reply="r", command="printenv SHOP", result=result("printenv SHOP", token + "\n"))
+    monkeypatch.undo()
+    store.record_step(eid, reply="r", command="pwd", result=result("pwd", "/tmp/work\n"))
+    stored = store.episode_steps(eid)
+    assert stored[0]["output"] == token + "\n" and stored[0]["trainable"] == 1  # the store is not rewritten
+    assert [is_trainable(s) for s in stored] == [False, True]
+
+    record = next(export_episodes(store))
+    assert record["steps"][0]["output"] == "[REDACTED:shopify_token]\n" and record["steps"][0]["redactions"] == 1
+    assert token not in json.dumps(record)
+    other = TrajectoryStore(tmp_path / "other.db")
+    import_episodes(other, [record])
+    assert [s["trainable"] for s in other.episode_steps(eid)] == [0, 1]
+    other.close()

@@ -80,25 +80,35 @@ def redaction_seal(rules_id: str | None, step: dict) -> str | None:
 def export_episodes(store: TrajectoryStore, since: str | None = None) -> Iterator[dict]:
     """Every episode (started at or after `since`, ISO text) with its session, steps and chat messages.
 
-    `prompt` is the stored JSON text, `messages` the transcript as {role, content}; each step carries its
-    `redaction_seal`.
+    `prompt` is the stored JSON text, `messages` the transcript as {role, content}; each step's text is passed
+    through today's redaction rules (idempotent on text they produced) and carries its `redaction_seal`.
     """
     from echo_agent.transcript import render_episode
 
-    rules = redaction_rules_id(tuple(store.settings.redact_patterns))
+    extra = tuple(store.settings.redact_patterns)
+    rules = redaction_rules_id(extra)
+
+    def current(step: dict) -> dict:
+        """The step as today's rules redact it: one stored under older rules may hold what they missed."""
+        row = {k: step[k] for k in STEP_FIELDS if k != "seq"}
+        for k in REDACTED_FIELDS:
+            if row.get(k):
+                row[k], n = redact(row[k], extra)
+                row["redactions"] = (row.get("redactions") or 0) + n
+        return row
+
     sql = "SELECT * FROM episode" + (" WHERE started_at >= ?" if since else "") + " ORDER BY started_at"
     sessions: dict[str, dict] = {}
     for ep in store.rows(sql, [since] if since else []):
         if ep["session_id"] not in sessions:
             sessions[ep["session_id"]] = store.rows("SELECT * FROM session WHERE id=?", [ep["session_id"]])[0]
         steps = store.episode_steps(ep["id"])
-        messages = render_episode(decode_episode(ep), steps, settings=store.settings)
+        messages = render_episode(decode_episode(ep), [current(s) for s in steps], settings=store.settings)
         yield {
             **{k: ep[k] for k in EPISODE_FIELDS},
             "session": sessions[ep["session_id"]],
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "steps": [{**{k: s[k] for k in STEP_FIELDS if k != "seq"}, "redaction_seal": redaction_seal(rules, s)}
-                      for s in steps],
+            "steps": [{**s, "redaction_seal": redaction_seal(rules, s)} for s in map(current, steps)],
         }
 
 

@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -93,6 +94,24 @@ NAMED_CONTEXTS: list[tuple[str, bool, Render]] = [
     ("helm get values", True, lambda u, s, c, k, v: f"USER-SUPPLIED VALUES:\nconfig:\n  {c}: \"{v}\"\n"),
     ("terraform output", True, lambda u, s, c, k, v: f'{s} = "{v}"\nregion = "eu-west-1"\n'),
 ]
+# Where the format, not the rule's name, says what the value is: credentials files, connection URLs in the
+# forms URL syntax allows, password flags and headers. Every rule's values are measured in these.
+FORMAT_CONTEXTS: list[tuple[str, bool, Render]] = [
+    ("netrc", False, lambda u, s, c, k, v: f"machine api.example.com\n  login ci\n  password {v}\n"),
+    ("npmrc", False, lambda u, s, c, k, v: f"registry=https://npm.example.com/\n//npm.example.com/:_authToken={v}\n"),
+    ("aws credentials", False, lambda u, s, c, k, v: f"[default]\naws_access_key_id = AKIAEXAMPLE\n"
+     f"aws_secret_access_key = {v}\n"),
+    ("url postgres", False, lambda u, s, c, k, v: f"DATABASE_URL=postgresql://app:{v}@db.internal:5432/app?sslmode=require\n"),
+    ("url no user", False, lambda u, s, c, k, v: f"redis://:{v}@cache.internal:6379/0\n"),
+    ("url srv ipv6", False, lambda u, s, c, k, v: f"mongodb+srv://admin:{v}@cluster0.example.net/?retryWrites=true "
+     f"amqp://guest:{v}@[::1]:5672/vhost\n"),
+    ("url encoded user", False, lambda u, s, c, k, v: f"https://ci%40example.com:{v}@git.example.com/team/app.git\n"),
+    ("--token", False, lambda u, s, c, k, v: f"$ gh-tool release --token {v} --tag v1.2.0\n"),
+    ("--password=", False, lambda u, s, c, k, v: f"$ pg_dump --username app --password={v} app > app.sql\n"),
+    ("mysql -p", False, lambda u, s, c, k, v: f"$ mysql -h db -u root -p{v} app\n"),
+    ("docker login -p", False, lambda u, s, c, k, v: f"$ docker login -u ci -p {v} registry.example.com\n"),
+    ("x-api-key header", False, lambda u, s, c, k, v: f"< HTTP/1.1 200 OK\n> X-Api-Key: {v}\n"),
+]
 # Where no name says what the value is: only tokens that carry their own prefix are caught there.
 BARE_CONTEXTS: list[tuple[str, bool, Render]] = [
     ("echo", False, lambda u, s, c, k, v: f"$ echo $CI_TOKEN\n{v}\n"),
@@ -105,6 +124,12 @@ BARE_CONTEXTS: list[tuple[str, bool, Render]] = [
 ]
 
 
+def in_context(ctx: str, value: str) -> str:
+    """`value` as the context writes it: inside a URL's user information, percent-encoded where URL syntax
+    requires it (RFC 3986: `/`, `@`, `%` and the like)."""
+    return quote(value, safe="-._~!$&'()*+,;=:") if ctx.startswith("url") else value
+
+
 def samples(seed: int) -> dict[str, list[tuple[str, bool, str, str]]]:
     """Per rule: (context, held_out, text, secret value)."""
     out: dict[str, list[tuple[str, bool, str, str]]] = {}
@@ -113,8 +138,9 @@ def samples(seed: int) -> dict[str, list[tuple[str, bool, str, str]]]:
         out[rule] = []
         for spec in specs:
             form = spec if isinstance(spec, tuple) else ("{v}", spec)
-            for ctx, held, render in NAMED_CONTEXTS + BARE_CONTEXTS:
-                value = fill(form[1], rnd)
+            contexts = NAMED_CONTEXTS + BARE_CONTEXTS + (FORMAT_CONTEXTS if form[0] == "{v}" else [])
+            for ctx, held, render in contexts:  # a URL or a cookie is not a password
+                value = in_context(ctx, fill(form[1], rnd))
                 text = render(*names(rule), form[0].replace("{v}", value))
                 out[rule].append((ctx, held, text, value))
     for rule, (specs, rule_names) in NAMED.items():
@@ -122,8 +148,8 @@ def samples(seed: int) -> dict[str, list[tuple[str, bool, str, str]]]:
         out[rule] = []
         for spec in specs:
             for name in rule_names:
-                for ctx, held, render in NAMED_CONTEXTS:
-                    value = fill(spec, rnd)
+                for ctx, held, render in NAMED_CONTEXTS + (FORMAT_CONTEXTS if name == rule_names[0] else []):
+                    value = in_context(ctx, fill(spec, rnd))
                     out[rule].append((ctx, held, render(*names(name), value), value))
     for rule, cases in SPECIAL.items():
         rnd = random.Random(f"{seed}:{rule}")

@@ -143,7 +143,7 @@ _PATTERNS: list[tuple[str, tuple[str, ...], int | None, str]] = [
     *_token("twilio_key", ("SK",), "[0-9a-fA-F]{32}"),
     *_token("vault_token", ("hvs.", "hvb."), "[A-Za-z0-9_-]{90,300}", ""),
     *_token("vault_token", ("s.",), "(?=[A-Za-z]*[0-9])[A-Za-z0-9]{24}"),
-    ("url_password", ("://",), 0, r"://[^\s/:@'\"]{0,256}:(?P<v>[^\s/'\"]{1,256})(?=@)"),
+    ("url_password", ("://",), 0, r"://[^\s/:@'\"]{0,256}:(?P<v>[^\s/'\"]{1,1000})(?=@)"),
     ("authorization", ("uthorization",), -1, r"[Aa]uthorization[\"']?[ \t]*[:=][ \t]*[\"']?"
      r"(?:(?P<scheme>Basic|Token|Api-Token|Bearer|Bot|Negotiate|Digest|token|basic|bearer)[ \t]+)?"
      r"(?P<v>[A-Za-z0-9_=~@.+/-]{8,})"),

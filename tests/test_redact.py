@@ -191,7 +191,7 @@ def test_every_branch_starts_with_one_of_its_keywords():
         for text, _ in SECRETS:
             for m in re.finditer(rx, text):
                 if kind == "assign":
-                    assert text[m.start()] in "=:"
+                    assert text[m.start()] in "=: \t"
                 else:
                     assert text[m.start() - offset :].startswith(keywords), (kind, text)
 

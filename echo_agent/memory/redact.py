@@ -154,7 +154,9 @@ _PATTERNS: list[tuple[str, tuple[str, ...], int | None, str]] = [
     ("flag", (" --", "\t--"), 0, r"[ \t]--(?P<name>[A-Za-z][A-Za-z0-9_-]{1,40})(?:=|[ \t]+)[\"']?(?P<v>[^\s\"']+)"),
     ("command_flag", (" -p", " -a", " -u", " --user"), 0,
      r" -(?:(?P<flag>[pau])|-user(?=[ \t=]))(?P<space>[ \t]+|=)?[\"']?(?P<v>[^\s\"']{3,})"),
-    ("assign", _ASSIGN_KEYWORDS, None, "[=:]" + _VALUE),
+    ("assign", _ASSIGN_KEYWORDS, None, "(?P<op>[=:])" + _VALUE),
+    # names aligned in columns (`password        = …`, terraform plans, aligned configs)
+    ("assign", tuple(e + sep for e in _ENDS for sep in ("  ", "\t")), None, r"[ \t]*(?P<op>[=:])" + _VALUE),
 ]
 
 # Matched against the 82 characters before the operator, reversed: anchored, so linear.
@@ -268,7 +270,7 @@ def _judge(kind: str, m: re.Match[str], text: str) -> tuple[str | None, int]:
             if not before:
                 return None, 0
             name = before.group(1)[::-1]
-        prose = text[m.start()] == ":" and bool(_PROSE_AFTER.match(text, m.end()))
+        prose = kind == "assign" and m.group("op") == ":" and bool(_PROSE_AFTER.match(text, m.end()))
         return _assignment_kind(name, value, prose), m.start("v")
     if kind == "command_flag":
         flag, line = m.group("flag") or "u", _line(text, m.start())

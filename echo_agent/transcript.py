@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from echo_agent.config import Settings
-from echo_agent.memory.redact import redact
 from echo_agent.observation import (
     FORMAT_WARNING,
     RECALL_MARKER,
@@ -51,10 +50,8 @@ class TranscriptMessage:
 
 
 def is_trainable(step: Step) -> bool:
-    """The default labelling rule: executed steps stored with trainable=1, in which today's redaction rules find
-    no secret either (a step stored under older rules may hold one that they missed)."""
-    return (bool(step.get("trainable", 1)) and step.get("source", "executed") != "recalled"
-            and not any(redact(step.get(k) or "")[1] for k in ("reply", "command", "output")))
+    """The default labelling rule: executed steps stored with trainable=1."""
+    return bool(step.get("trainable", 1)) and step.get("source", "executed") != "recalled"
 
 
 def worked(step: Step) -> bool:

@@ -477,9 +477,9 @@ def test_search_ranks_only_the_newest_window_of_matches(store, monkeypatch):
 
 def test_a_step_stored_under_older_rules_is_redacted_on_export_and_not_trained(store, tmp_path, monkeypatch):
     """Redaction rules grow: a step stored before a rule existed is left as it is in the store (the user's data),
-    but its export carries today's redaction and no training text is made from it."""
+    but what leaves the store (an export, training text: tests/test_updater.py) carries today's redaction."""
     import echo_agent.memory.store as store_module
-    from echo_agent.transcript import is_trainable
+    from echo_agent.memory.store import redacted_now
 
     sid = store.start_session()
     eid = store.start_episode(sid, "t", PROMPT)
@@ -490,7 +490,9 @@ def test_a_step_stored_under_older_rules_is_redacted_on_export_and_not_trained(s
     store.record_step(eid, reply="r", command="pwd", result=result("pwd", "/tmp/work\n"))
     stored = store.episode_steps(eid)
     assert stored[0]["output"] == token + "\n" and stored[0]["trainable"] == 1  # the store is not rewritten
-    assert [is_trainable(s) for s in stored] == [False, True]
+    now = [redacted_now(s) for s in stored]
+    assert now[0]["output"] == "[REDACTED:shopify_token]\n" and [s["trainable"] for s in now] == [0, 1]
+    assert now[1] == stored[1]
 
     record = next(export_episodes(store))
     assert record["steps"][0]["output"] == "[REDACTED:shopify_token]\n" and record["steps"][0]["redactions"] == 1

@@ -283,6 +283,28 @@ def test_training_stops_after_the_first_epoch_that_finds_every_window_known(fill
     assert TrainConfig.from_settings(Settings(recall_threshold=-0.1)).known_ce == pytest.approx(0.05)
 
 
+def test_training_text_never_holds_a_secret_that_older_rules_missed(store, smollm2_tokenizer, monkeypatch):
+    """A step stored before a redaction rule existed stays as it is in the store; the cycle's windows, context
+    included, see it redacted by today's rules and do not label it."""
+    import echo_agent.memory.store as store_module
+    from tests.test_store import result as res
+
+    sid = store.start_session()
+    eid = store.start_episode(sid, "show the shop token", [{"role": "system", "content": "agent"}])
+    token = "shpat_" + "0123456789abcdef" * 2
+    monkeypatch.setattr(store_module, "redact", lambda text, extra=(): (text, 0))  # the older rules missed it
+    store.record_step(eid, reply="r", command="printenv SHOP", result=res("printenv SHOP", token + "\n"))
+    monkeypatch.undo()
+    store.record_step(eid, reply="r", command="pwd", result=res("pwd", "/srv/app\n"))
+    store.finish_episode(eid, "done", "the token is in SHOP")
+    assert token in store.episode_steps(eid)[0]["output"]
+
+    data = select_cycle_data(store, smollm2_tokenizer, since_seq=0, settings=Settings())
+    text = "".join(smollm2_tokenizer.decode(w.input_ids) for w in data.train + data.heldout)
+    assert token not in text and "[REDACTED:shopify_token]" in text
+    assert store.episode_steps(eid)[0]["id"] not in data.train_step_ids
+
+
 def test_training_ends_with_the_latest_epoch_within_the_limit(filled_store, tiny_model_dir, smollm2_tokenizer):
     import torch
 

@@ -30,6 +30,7 @@ from echo_agent.memory.store import (
     STEP_INSERT_FIELDS,
     TrajectoryStore,
     decode_episode,
+    redacted_now,
 )
 
 _INSERT_STEP = (
@@ -89,13 +90,7 @@ def export_episodes(store: TrajectoryStore, since: str | None = None) -> Iterato
     rules = redaction_rules_id(extra)
 
     def current(step: dict) -> dict:
-        """The step as today's rules redact it: one stored under older rules may hold what they missed."""
-        row = {k: step[k] for k in STEP_FIELDS if k != "seq"}
-        for k in REDACTED_FIELDS:
-            if row.get(k):
-                row[k], n = redact(row[k], extra)
-                row["redactions"] = (row.get("redactions") or 0) + n
-        return row
+        return {k: v for k, v in redacted_now(step, extra).items() if k in STEP_FIELDS and k != "seq"}
 
     sql = "SELECT * FROM episode" + (" WHERE started_at >= ?" if since else "") + " ORDER BY started_at"
     sessions: dict[str, dict] = {}

@@ -73,6 +73,22 @@ REDACTED_FIELDS = ("reply", "command", "output", "predicted_output")
 """Step text that is redacted before it is stored (and again on import, unless its seal matches)."""
 
 
+def redacted_now(step: dict, extra_patterns: Iterable[str] = ()) -> dict:
+    """`step` as today's redaction rules would store it. Rules grow and the store is never rewritten, so a step
+    stored under older rules may hold a secret they missed: the copy has it redacted, counted in `redactions`,
+    and `trainable` 0. What leaves the store for training or export passes through here."""
+    out = dict(step)
+    found = 0
+    for name in REDACTED_FIELDS:
+        if out.get(name):
+            out[name], n = redact(out[name], extra_patterns)
+            found += n
+    if found:
+        out["redactions"] = (out.get("redactions") or 0) + found
+        out["trainable"] = 0
+    return out
+
+
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"
 """Marks around each match in a search snippet: characters terminal output does not hold, unlike the brackets
 FTS5 is often given, which real output is full of (`ui.highlighted` shows them as bold)."""

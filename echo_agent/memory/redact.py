@@ -34,8 +34,8 @@ ENTROPY_THRESHOLD = 3.5
 """Bits per character a value next to a key-like name needs to count as a secret (random base64 of 20+
 characters scores about 4.2-5; words, paths and version strings score lower)."""
 
-# Last characters of names that may hold secrets, as the look-behind sees them (fixed width per group): three for
-# most, more where three would also end common names (`request_id`, `origin`).
+# Last characters of names that may hold secrets; with a separator and the operator they are the keywords of
+# `name=value`: three characters for most, more where three would also end common names (`request_id`, `origin`).
 _ENDS = ["ord", "swd", "pwd", "ret", "ken", "key", "Key", "uth", "ion", "kie", "ure", "sig", "alt", "red", "als",
          "ssw", "cet", "eds"]
 _ENDS += ["login", "Login", "__COM", "phrase", "Phrase", "entId", "essId", "apiId", "ApiId", "appId", "AppId"]

@@ -482,9 +482,10 @@ def test_a_step_stored_under_older_rules_is_redacted_on_export_and_not_trained(s
     from echo_agent.memory.store import redacted_now
 
     sid = store.start_session()
-    eid = store.start_episode(sid, "t", PROMPT)
     token = "shpat_" + "0123456789abcdef" * 2
     monkeypatch.setattr(store_module, "redact", lambda text, extra=(): (text, 0))  # the older rules missed it
+    monkeypatch.setattr(store_module, "redact_json", lambda value, extra=(): value)
+    eid = store.start_episode(sid, f"is {token} the shop token", [{"role": "system", "content": token}])
     store.record_step(eid, reply="r", command="printenv SHOP", result=result("printenv SHOP", token + "\n"))
     monkeypatch.undo()
     store.record_step(eid, reply="r", command="pwd", result=result("pwd", "/tmp/work\n"))

@@ -290,14 +290,15 @@ def test_training_text_never_holds_a_secret_that_older_rules_missed(store, smoll
     from tests.test_store import result as res
 
     sid = store.start_session()
-    eid = store.start_episode(sid, "show the shop token", [{"role": "system", "content": "agent"}])
     token = "shpat_" + "0123456789abcdef" * 2
     monkeypatch.setattr(store_module, "redact", lambda text, extra=(): (text, 0))  # the older rules missed it
+    monkeypatch.setattr(store_module, "redact_json", lambda value, extra=(): value)
+    eid = store.start_episode(sid, f"is {token} the shop token", [{"role": "system", "content": f"key {token}"}])
     store.record_step(eid, reply="r", command="printenv SHOP", result=res("printenv SHOP", token + "\n"))
     monkeypatch.undo()
     store.record_step(eid, reply="r", command="pwd", result=res("pwd", "/srv/app\n"))
     store.finish_episode(eid, "done", "the token is in SHOP")
-    assert token in store.episode_steps(eid)[0]["output"]
+    assert token in store.episode_steps(eid)[0]["output"] and token in store.get_episode(eid)["task"]
 
     data = select_cycle_data(store, smollm2_tokenizer, since_seq=0, settings=Settings())
     text = "".join(smollm2_tokenizer.decode(w.input_ids) for w in data.train + data.heldout)

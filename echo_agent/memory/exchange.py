@@ -30,6 +30,7 @@ from echo_agent.memory.store import (
     STEP_INSERT_FIELDS,
     TrajectoryStore,
     decode_episode,
+    episode_redacted_now,
     redacted_now,
 )
 
@@ -81,8 +82,9 @@ def redaction_seal(rules_id: str | None, step: dict) -> str | None:
 def export_episodes(store: TrajectoryStore, since: str | None = None) -> Iterator[dict]:
     """Every episode (started at or after `since`, ISO text) with its session, steps and chat messages.
 
-    `prompt` is the stored JSON text, `messages` the transcript as {role, content}; each step's text is passed
-    through today's redaction rules (idempotent on text they produced) and carries its `redaction_seal`.
+    `prompt` is the stored JSON text, `messages` the transcript as {role, content}; the episode's and each step's
+    text pass through today's redaction rules (idempotent on text they produced), and each step carries its
+    `redaction_seal`.
     """
     from echo_agent.transcript import render_episode
 
@@ -94,7 +96,8 @@ def export_episodes(store: TrajectoryStore, since: str | None = None) -> Iterato
 
     sql = "SELECT * FROM episode" + (" WHERE started_at >= ?" if since else "") + " ORDER BY started_at"
     sessions: dict[str, dict] = {}
-    for ep in store.rows(sql, [since] if since else []):
+    for row in store.rows(sql, [since] if since else []):
+        ep = episode_redacted_now(row, extra)
         if ep["session_id"] not in sessions:
             sessions[ep["session_id"]] = store.rows("SELECT * FROM session WHERE id=?", [ep["session_id"]])[0]
         steps = store.episode_steps(ep["id"])

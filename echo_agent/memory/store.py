@@ -89,6 +89,21 @@ def redacted_now(step: dict, extra_patterns: Iterable[str] = ()) -> dict:
     return out
 
 
+def episode_redacted_now(episode: dict, extra_patterns: Iterable[str] = ()) -> dict:
+    """`episode` (a row, its prompt as JSON text or decoded) with its task, answer and prompt as today's
+    redaction rules would store them: the episode's part of `redacted_now`."""
+    out = dict(episode)
+    for name in ("task", "answer"):
+        if isinstance(out.get(name), str):
+            out[name] = redact(out[name], extra_patterns)[0]
+    prompt = out.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        out["prompt"] = json.dumps(redact_json(json.loads(prompt), extra_patterns), ensure_ascii=False)
+    elif isinstance(prompt, list):
+        out["prompt"] = redact_json(prompt, extra_patterns)
+    return out
+
+
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"
 """Marks around each match in a search snippet: characters terminal output does not hold, unlike the brackets
 FTS5 is often given, which real output is full of (`ui.highlighted` shows them as bold)."""

@@ -301,13 +301,14 @@ def choose_episodes(store: TrajectoryStore, since_seq: int, settings: Settings, 
     return CycleEpisodes(new_steps, train, heldout, replay, retention)
 
 
-def _redacted_steps(store: TrajectoryStore) -> Callable[[str], list[dict]]:
-    """An episode's steps as today's redaction rules would store them (`redacted_now`): training text, its
-    context included, never holds a secret that older rules missed."""
-    from echo_agent.memory.store import redacted_now
+def _redacted_now(store: TrajectoryStore) -> tuple[Callable[[dict], dict], Callable[[str], list[dict]]]:
+    """(an episode, an episode's steps by id) as today's redaction rules would store them (`redacted_now`):
+    training text, its context included, never holds a secret that older rules missed."""
+    from echo_agent.memory.store import episode_redacted_now, redacted_now
 
     extra = tuple(store.settings.redact_patterns)
-    return lambda episode_id: [redacted_now(s, extra) for s in store.episode_steps(episode_id)]
+    return (lambda ep: episode_redacted_now(ep, extra),
+            lambda episode_id: [redacted_now(s, extra) for s in store.episode_steps(episode_id)])
 
 
 def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes, *, since_seq: int,
@@ -318,7 +319,7 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
-    steps_of = _redacted_steps(store)
+    episode_now, steps_of = _redacted_now(store)
 
     def labelled_for_training(step: dict) -> bool:
         if not is_trainable(step):
@@ -337,9 +338,9 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
         out: list[Window] = []
         for ep in eps:
             steps = steps_of(ep["id"])
-            earlier = [(e, steps_of(e["id"])) for e in store.episode_chain(ep["id"])]
+            earlier = [(episode_now(e), steps_of(e["id"])) for e in store.episode_chain(ep["id"])]
             # Earlier chat turns are context here; they are trained in their own episodes.
-            rendered = render(ep, steps, earlier, actions=worked,
+            rendered = render(episode_now(ep), steps, earlier, actions=worked,
                               labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
             ws, b = episode_windows(tokenizer, rendered, max_seq_len, ep["id"])
             out += ws
@@ -370,11 +371,11 @@ def step_windows(store: TrajectoryStore, tokenizer: Any, step_ids: Sequence[str]
     from echo_agent.transcript import render
 
     wanted = set(step_ids)
-    steps_of = _redacted_steps(store)
+    episode_now, steps_of = _redacted_now(store)
     out: list[Window] = []
     for episode_id in dict.fromkeys(store.get_step(s)["episode_id"] for s in step_ids):
-        ep = store.get_episode(episode_id)
-        earlier = [(e, steps_of(e["id"])) for e in store.episode_chain(episode_id)]
+        ep = episode_now(store.get_episode(episode_id))
+        earlier = [(episode_now(e), steps_of(e["id"])) for e in store.episode_chain(episode_id)]
         rendered = render(ep, steps_of(episode_id), earlier,
                           labelled=lambda s, e=episode_id: s["id"] in wanted and s["episode_id"] == e)
         out += episode_windows(tokenizer, rendered, max_seq_len, episode_id)[0]

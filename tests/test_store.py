@@ -405,7 +405,7 @@ def test_idx_counts_per_episode_across_connections(store):
 
 
 def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path, monkeypatch):
-    import echo_agent.memory.exchange as exchange_module
+    import echo_agent.memory.store as store_module  # import redacts through store.redacted_now
 
     sid = store.start_session()
     eid = store.start_episode(sid, "t", PROMPT)
@@ -414,9 +414,9 @@ def test_import_skips_redaction_only_for_sealed_unchanged_steps(store, tmp_path,
     records = list(export_episodes(store))
     assert all(s["redaction_seal"] for s in records[0]["steps"])
     calls = []
-    real = exchange_module.redact
+    real = store_module.redact
     monkeypatch.setattr(
-        exchange_module, "redact", lambda text, extra=(): calls.append(text) or real(text, extra)
+        store_module, "redact", lambda text, extra=(): calls.append(text) or real(text, extra)
     )
 
     sealed = TrajectoryStore(tmp_path / "sealed.db")

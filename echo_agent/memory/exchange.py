@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from echo_agent.errors import StoreError
-from echo_agent.memory.redact import redact, redact_json, storable
+from echo_agent.memory.redact import redact, storable
 from echo_agent.memory.store import (
     EPISODE_FIELDS,
     REDACTED_FIELDS,
@@ -179,23 +179,17 @@ def _import_rows(rec: dict, extra: tuple[str, ...], rules: str | None) -> tuple[
     session["started_at"] = session["started_at"] or rec.get("started_at")
     ep = {k: rec.get(k) for k in EPISODE_FIELDS}
     ep["status"] = ep["status"] or "done"
-    prompt = json.loads(ep["prompt"]) if isinstance(ep["prompt"], str) else ep["prompt"] or []
-    ep["prompt"] = json.dumps(redact_json(prompt, extra), ensure_ascii=False)
-    for k in ("task", "answer"):  # an episode's own text is redacted every time: it has no seal
-        if isinstance(ep[k], str):
-            ep[k] = redact(ep[k], extra)[0]
+    ep["prompt"] = json.loads(ep["prompt"]) if isinstance(ep["prompt"], str) else ep["prompt"] or []
+    ep = episode_redacted_now(ep, extra)  # an episode's own text is redacted every time: it has no seal
+    ep["prompt"] = json.dumps(ep["prompt"], ensure_ascii=False)
     steps = []
     for s in rec.get("steps", []):
         row = _storable_row({k: s.get(k) for k in STEP_INSERT_FIELDS})
         row["episode_id"] = ep["id"]
-        n = 0
         if rules is None or s.get("redaction_seal") != redaction_seal(rules, row):
-            for k in REDACTED_FIELDS:
-                if row[k]:
-                    row[k], m = redact(row[k], extra)
-                    n += m
+            row = redacted_now(row, extra)
         row["output"] = row["output"] or ""
-        row["redactions"] = (row["redactions"] or 0) + n
+        row["redactions"] = row["redactions"] or 0
         trainable = row["trainable"] if row["trainable"] is not None else 1
         row["trainable"] = int(bool(trainable) and not row["redactions"])
         for k, default in _STEP_DEFAULTS:

@@ -159,7 +159,7 @@ _PATTERNS: list[tuple[str, tuple[str, ...], int | None, str]] = [
     ("assign", tuple(e + sep for e in _ENDS for sep in ("  ", "\t")), None, r"[ \t]*(?P<op>[=:])" + _VALUE),
 ]
 
-# Matched against the 82 characters before the operator, reversed: anchored, so linear.
+# Matched against the 84 characters before the operator, reversed: anchored, so linear.
 _NAME_BEFORE_REVERSED = re.compile(r"[ \t]?:?[ \t]?[\"']?([A-Za-z0-9_.-]{1,80})")
 _SECRET_NAME = re.compile(
     r"(?i)(?:^|[_.-]|(?<=[a-z]))(passw(?:or)?d|pass_?phrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"

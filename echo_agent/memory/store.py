@@ -97,9 +97,10 @@ def episode_redacted_now(episode: dict, extra_patterns: Iterable[str] = ()) -> d
         if isinstance(out.get(name), str):
             out[name] = redact(out[name], extra_patterns)[0]
     prompt = out.get("prompt")
-    if isinstance(prompt, str) and prompt:
-        out["prompt"] = json.dumps(redact_json(json.loads(prompt), extra_patterns), ensure_ascii=False)
-    elif isinstance(prompt, list):
+    if isinstance(prompt, str):
+        if prompt:
+            out["prompt"] = json.dumps(redact_json(json.loads(prompt), extra_patterns), ensure_ascii=False)
+    elif prompt is not None:
         out["prompt"] = redact_json(prompt, extra_patterns)
     return out
 

@@ -47,7 +47,7 @@ def open_agent(
     if backend == BackendName.SCRIPTED:
         policy = make_backend(backend, replies=scripted_replies(script))
     else:
-        policy = make_backend(backend, model or settings.model, adapter=adapter)
+        policy = make_backend(backend, model or settings.model, adapter=adapter, warn=warn, threads=settings.threads)
     with ExitStack() as stack:
         store = stack.enter_context(TrajectoryStore(db, settings=settings)) if record else None
         sources = (None, None)

@@ -39,8 +39,13 @@ def cache_dir() -> Path:
 class BackendName(StrEnum):
     """The model backends a user can choose (`--backend`, the `backend` setting)."""
 
+    AUTO = "auto"
+    """llamacpp for a GGUF model (the embedded one included) where the pinned llama-cpp-python imports and the
+    model's adapters can be exported; local otherwise (the default)."""
+    LLAMACPP = "llamacpp"
+    """llama.cpp on CPU (llama-cpp-python), serving the adapters exported to GGUF."""
     LOCAL = "local"
-    """transformers + peft, CPU or CUDA (the default)."""
+    """transformers + peft, CPU or CUDA."""
     VLLM = "vllm"
     """vLLM on a GPU machine (the `vllm` extra)."""
     SCRIPTED = "scripted"
@@ -100,8 +105,11 @@ class Settings:
     # --- model ---
     model: str = setting("embedded")
     """Model to run: "embedded" (SmolLM2-135M-Instruct), a transformers directory, or a GGUF file."""
-    backend: str = setting(BackendName.LOCAL.value, choices=BackendName)
-    """Model backend: local (transformers + peft), vllm, or scripted."""
+    backend: str = setting(BackendName.AUTO.value, choices=BackendName)
+    """Model backend: auto (llamacpp for GGUF models where it runs, else local), llamacpp, local (transformers +
+    peft), vllm, or scripted."""
+    threads: int = setting(0, lo=0)
+    """Threads llama.cpp runs on (0: one per core this process may use)."""
     max_seq_len: int = setting(2048, lo=16)
     """Longest token sequence the model sees at run time and in training."""
     # --- shell and observations ---

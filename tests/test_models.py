@@ -22,11 +22,46 @@ TOOL_MSGS = [*MSGS, {"role": "assistant", "content": "```bash\nls /etc | wc -l\n
 
 def test_importing_models_does_not_import_heavy_libraries():
     code = (
-        "import sys, echo_agent.models, echo_agent.models.vllm, echo_agent.models.local;"
-        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'vllm') if m in sys.modules))"
+        "import sys, echo_agent.models, echo_agent.models.vllm, echo_agent.models.local, echo_agent.models.llamacpp,"
+        " echo_agent.models.gguf_lora;"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'vllm', 'llama_cpp', 'gguf') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- which backend "auto" means --------------------------------------------------------------------------
+
+
+def test_auto_is_llamacpp_for_a_gguf_model_where_it_runs_and_says_why_not(tmp_path, monkeypatch):
+    from echo_agent.models import llamacpp, resolve_backend
+    from tests.test_gguf_lora import write_base
+
+    llama_gguf, qwen_gguf = write_base(tmp_path / "m.gguf"), write_base(tmp_path / "q.gguf", arch="qwen2")
+    monkeypatch.setattr(llamacpp, "available", lambda: (True, ""))
+    monkeypatch.setattr(llamacpp, "runs_here", lambda gguf: (True, ""))
+    assert resolve_backend("auto", str(llama_gguf)) == ("llamacpp", "")
+    assert resolve_backend("auto", str(tmp_path)) == ("local", "")  # a transformers directory
+    assert resolve_backend("local", str(llama_gguf)) == ("local", "")  # a choice is kept
+    backend, why = resolve_backend("auto", str(qwen_gguf))
+    assert backend == "local" and why == ("adapters for qwen2 models cannot be exported to llama.cpp yet; running "
+                                          "the model with transformers (--backend local)")
+    monkeypatch.setattr(llamacpp, "runs_here", lambda gguf: (False, "this llama.cpp build crashed (SIGSEGV)"))
+    assert resolve_backend("auto", str(llama_gguf))[1].startswith("this llama.cpp build crashed (SIGSEGV); running")
+    monkeypatch.setattr(llamacpp, "available", lambda: (False, ""))  # not installed: transformers, silently
+    assert resolve_backend("auto", str(llama_gguf)) == ("local", "")
+
+
+def test_llamacpp_availability_names_the_pinned_version(monkeypatch):
+    import types
+
+    from echo_agent.models import llamacpp
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(__version__="0.2.0"))
+    assert llamacpp.available() == (False, f"llama-cpp-python 0.2.0 is installed; echo-agent runs llama.cpp with "
+                                           f"{llamacpp.PINNED_VERSION}")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import fails as if it were not installed
+    assert llamacpp.available()[0] is False
 
 
 # --- the generation rules, shared by every backend ---------------------------------------------------------

@@ -132,3 +132,40 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _last(rounds: list[dict]) -> dict | None:
+    complete = [r for r in rounds if r.get("complete")]
+    return complete[-1] if complete else None
+
+
+def arm_ratio(report: dict[str, Any], arm: str, key: str) -> float | None:
+    """`key` (executed retrievals per task) in the arm's last complete round over round 1; None if unknown."""
+    rounds = report["arms"].get(arm, {}).get("rounds", [])
+    last = _last(rounds)
+    if not rounds or last is None or last is rounds[0] or not rounds[0].get("complete"):
+        return None
+    first, end = rounds[0][key], last[key]
+    if first is None or end is None or math.isnan(first) or math.isnan(end) or first == 0:
+        return None
+    return end / first
+
+
+def rounds_complete(report: dict[str, Any]) -> int:
+    """Rounds that every task ran in, in every arm of the run."""
+    arms = [data["rounds"] for data in report["arms"].values()]
+    return min((sum(bool(r.get("complete")) for r in rounds) for rounds in arms), default=0)
+
+
+def result_line_values(report: dict[str, Any]) -> dict[str, float | None]:
+    last = _last(report["arms"].get("learning", {}).get("rounds", []))
+    frozen = _last(report["arms"].get("frozen", {}).get("rounds", []))
+    return {
+        "learning_ratio": arm_ratio(report, "learning", "executed_per_task_repeated"),
+        "frozen_ratio": arm_ratio(report, "frozen", "executed_per_task_repeated"),
+        "accuracy": last["accuracy"] if last else None,
+        "frozen_accuracy": frozen["accuracy"] if frozen else None,
+        "paraphrased_ratio": arm_ratio(report, "learning", "executed_per_task_paraphrased"),
+        "rounds": rounds_complete(report),
+        "minutes": report["minutes"],
+    }

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echo_agent.agent import Verify
+from echo_agent.bench.report import result_line_values
 from echo_agent.bench.suite import Suite, SuiteTask
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.config import Settings
@@ -92,6 +93,8 @@ class BenchConfig:
     verify_fraction: float | None = None
     """None: Settings.recall_verify_fraction."""
     device: str = "auto"
+    backend: str = "auto"
+    """What serves the arms (see `BackendName`); the update cycle always trains with transformers."""
     out_dir: Path | None = None
     """Where the arms' homes and the workspace go (default: a new temporary directory)."""
 
@@ -153,7 +156,7 @@ class Bench:
         self.settings = dataclasses.replace(
             base, read_only_commands=[*base.read_only_commands, *self.suite.read_only],
             recall_threshold=base.recall_threshold if cfg.recall_threshold is None else cfg.recall_threshold)
-        self.make_predictor = make_predictor or self._local_predictor
+        self.make_predictor = make_predictor or self._predictor
         self.cycle = cycle
         self.say = on_progress or (lambda msg: None)
         self.started = time.monotonic()
@@ -175,10 +178,14 @@ class Bench:
 
     # --- models ---------------------------------------------------------------------------------------------
 
-    def _local_predictor(self) -> Any:
-        from echo_agent.models.local import LocalBackend
+    def _predictor(self) -> Any:
+        """The configured backend (llama.cpp is CPU-only: `--device cuda` runs transformers)."""
+        from echo_agent.models import make_backend, resolve_backend
 
-        return LocalBackend(self.cfg.model, device=self.cfg.device)
+        backend, why = resolve_backend("local" if self.cfg.device == "cuda" else self.cfg.backend, self.cfg.model)
+        self.say(why) if why else None
+        extra = {"device": self.cfg.device} if backend == "local" else {"threads": self.settings.threads}
+        return make_backend(backend, self.cfg.model, **extra)
 
     # --- the run --------------------------------------------------------------------------------------------
 
@@ -373,9 +380,10 @@ class Bench:
 
     def env_ce(self, store: TrajectoryStore, episodes: list[tuple[EpisodeRecord, list[dict]]], predictor: Any,
                measure: Any) -> tuple[float | None, int]:
-        """The predictor's env-token CE on these episodes with real outputs (None without a torch model)."""
+        """The predictor's env-token CE on these episodes with real outputs: through its torch model, or through
+        llama.cpp's teacher-forced log-probs (`token_logprobs`); None for a predictor with neither."""
         model, tokenizer = getattr(predictor, "model", None), getattr(predictor, "tokenizer", None)
-        if model is None or tokenizer is None:
+        if tokenizer is None or (model is None and not hasattr(predictor, "token_logprobs")):
             return None, 0
         from echo_agent.transcript import render
         from echo_agent.updater.dataset import episode_windows
@@ -397,9 +405,12 @@ class Bench:
         wins = [w for w in wins if w.n_env_tokens]
         if not wins:
             return None, 0
+        if model is None:
+            lps = [(lp, keep) for w in wins for lp, keep in zip(predictor.token_logprobs(w.input_ids), w.env_mask[1:], strict=True)]
+            n = sum(keep for _, keep in lps)
+            return -sum(lp for lp, keep in lps if keep) / n, n
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        ce, n = evaluate(model, wins, pad)
-        return ce, n
+        return evaluate(model, wins, pad)
 
     def real_output(self, measure: Any, command: str) -> tuple[str, str]:
         """What `command` prints in the workspace (measured once; the world does not change)."""
@@ -411,40 +422,3 @@ class Bench:
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
-
-
-def _last(rounds: list[dict]) -> dict | None:
-    complete = [r for r in rounds if r.get("complete")]
-    return complete[-1] if complete else None
-
-
-def arm_ratio(report: dict[str, Any], arm: str, key: str) -> float | None:
-    """`key` (executed retrievals per task) in the arm's last complete round over round 1; None if unknown."""
-    rounds = report["arms"].get(arm, {}).get("rounds", [])
-    last = _last(rounds)
-    if not rounds or last is None or last is rounds[0] or not rounds[0].get("complete"):
-        return None
-    first, end = rounds[0][key], last[key]
-    if first is None or end is None or math.isnan(first) or math.isnan(end) or first == 0:
-        return None
-    return end / first
-
-
-def rounds_complete(report: dict[str, Any]) -> int:
-    """Rounds that every task ran in, in every arm of the run."""
-    arms = [data["rounds"] for data in report["arms"].values()]
-    return min((sum(bool(r.get("complete")) for r in rounds) for rounds in arms), default=0)
-
-
-def result_line_values(report: dict[str, Any]) -> dict[str, float | None]:
-    last = _last(report["arms"].get("learning", {}).get("rounds", []))
-    frozen = _last(report["arms"].get("frozen", {}).get("rounds", []))
-    return {
-        "learning_ratio": arm_ratio(report, "learning", "executed_per_task_repeated"),
-        "frozen_ratio": arm_ratio(report, "frozen", "executed_per_task_repeated"),
-        "accuracy": last["accuracy"] if last else None,
-        "frozen_accuracy": frozen["accuracy"] if frozen else None,
-        "paraphrased_ratio": arm_ratio(report, "learning", "executed_per_task_paraphrased"),
-        "rounds": rounds_complete(report),
-        "minutes": report["minutes"],
-    }

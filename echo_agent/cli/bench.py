@@ -66,7 +66,11 @@ def retrieval_command(
     verify_fraction: Annotated[float | None, typer.Option("--verify-fraction", min=0.0, max=1.0, help="Fraction "
                                                           "of confident recalls run anyway with --verify sample "
                                                           "(default: the setting).")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda serves the arms with "
+                                        "transformers).")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="What serves the arms: auto (llama.cpp for a "
+                                                 "GGUF model where it runs), llamacpp or local; training always "
+                                                 "uses transformers.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Directory for the arms' homes, the workspace and "
                                              "the plot (default: a new temporary directory).")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="PNG plot path (default: <out>/bench.png).")]
@@ -91,6 +95,8 @@ def retrieval_command(
     from echo_agent.config import Settings
     from echo_agent.ui import literal
 
+    if backend not in ("auto", "llamacpp", "local"):
+        raise fail(f"--backend {backend!r}: choose auto, llamacpp or local", 2)
     chosen = tuple(a.strip() for a in arms.split(",") if a.strip())
     if not chosen or set(chosen) - set(ARMS):
         raise fail(f"--arms {arms!r}: choose from {', '.join(ARMS)} (comma-separated)", 2)
@@ -102,7 +108,8 @@ def retrieval_command(
     suite = load_suite(suite_file) if suite_file else None
     cfg = BenchConfig(rounds=rounds, tasks=tasks, seed=seed, minutes=minutes, arms=chosen, policy=policy,
                       verify=verify, model=model, epochs=epochs, train=parse_train_options(train or []),
-                      recall_threshold=threshold, verify_fraction=verify_fraction, device=device, out_dir=out)
+                      recall_threshold=threshold, verify_fraction=verify_fraction, device=device, backend=backend,
+                      out_dir=out)
     bench = Bench(cfg, suite, settings=Settings.load(), on_progress=lambda m: err.print(literal(m, "dim")))
     report = bench.run()
     png = plot(report, plot_path or Path(report["root"]) / "bench.png")

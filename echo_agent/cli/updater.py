@@ -67,6 +67,8 @@ def update_command(
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":
             console.print(literal(f"removed an unfinished adapter left by a killed update: {info['path']}"))
+        elif event == "export":
+            console.print(literal(info["message"]))
 
     try:
         with open_store(db, settings=settings) as store:
@@ -122,6 +124,7 @@ def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.
     """One adapter's record and metadata (base model, config, data range, metrics, library versions)."""
     from echo_agent.errors import AdapterError
     from echo_agent.memory.adapters import get_adapter
+    from echo_agent.updater import registry
     from echo_agent.updater.registry import STARTER_DIR, STARTER_ID, configured_starter, read_meta
 
     with open_store(db) as store:
@@ -131,7 +134,7 @@ def adapters_show(adapter_id: Annotated[str, typer.Argument(help="Adapter id, e.
                 "not in use: switched off by the starter_adapter setting, missing, or made for another model")}
     if row is None:
         raise AdapterError(f"no adapter {adapter_id}; `echo-agent adapters list` shows them")
-    out = {"record": row}
+    out = {"record": row, "llamacpp_export": registry.llamacpp_export_state(Path(row["path"]))}
     try:
         out["metadata"] = read_meta(Path(row["path"]))
     except AdapterError as e:

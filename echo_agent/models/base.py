@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from echo_agent.config import BackendName
 
 __all__ = ["BackendName", "ChatMessage", "FinishReason", "Generation", "GenerationBuilder", "ModelBackend",
-           "Serving", "find_stop"]
+           "Serving", "find_stop", "greedy"]
 
 ChatMessage = dict[str, str]
 FinishReason = Literal["stop", "length", "threshold"]
@@ -152,6 +152,30 @@ class GenerationBuilder:
         self.text += piece
         if piece and self.on_token is not None:
             self.on_token(piece)
+
+
+def greedy(first: Any, advance: Callable[[int], Any], decoder: Any, end_ids: set[int], max_new_tokens: int,
+           built: GenerationBuilder) -> Generation:
+    """The greedy loop of the backends that see every token's log-probs (numpy or torch rows alike).
+
+    `first` is the log-prob row after the prompt; `advance(token)` feeds the chosen token and returns the next
+    row, or None when no more can be fed (a full context: the generation ends as "length"). `decoder` turns ids
+    into text (`IncrementalDecoder`); an id in `end_ids` ends the message.
+    """
+    finish: FinishReason = "length"
+    lp = first
+    for step in range(max_new_tokens):
+        tok = int(lp.argmax())
+        if tok in end_ids:
+            finish = "stop"
+            break
+        if built.add(decoder.push(tok), float(lp[tok])) or step + 1 == max_new_tokens:
+            break
+        lp = advance(tok)
+        if lp is None:
+            break
+    built.flush(decoder.flush())
+    return built.result(finish)
 
 
 class Serving:

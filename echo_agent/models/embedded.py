@@ -107,6 +107,38 @@ def converted_gguf_dir(gguf: Path, name: str | None = None, chatml: bool = False
     return target
 
 
+def gguf_tokenizer_dir(gguf: Path, name: str | None = None) -> Path:
+    """A directory with the GGUF's transformers tokenizer alone (no weights), cached by the file's hash.
+
+    The llama.cpp backend runs the GGUF itself and needs only the tokenizer and chat template; a converted model
+    directory already has them, and any other GGUF gets its tokenizer written once (a few seconds) into
+    `<cache>/tokenizers/`, written to a temporary directory and renamed into place.
+    """
+    gguf = Path(gguf).resolve()
+    name = name or gguf.stem.lower()
+    digest = file_sha256(gguf)[:12]
+    converted = cache_dir() / "models" / f"{name}-{digest}"
+    if (converted / _META_FILE).is_file():
+        return converted
+    target = cache_dir() / "tokenizers" / f"{name}-{digest}"
+    if (target / "tokenizer_config.json").is_file():
+        return target
+    from transformers import AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "tokenizer_config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def _convert(gguf: Path, out: Path, chatml: bool) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from echo_agent.errors import AdapterError, ModelError
-from echo_agent.models.base import ChatMessage, FinishReason, Generation, GenerationBuilder
+from echo_agent.models.base import ChatMessage, Generation, GenerationBuilder, greedy
 from echo_agent.models.prompt import IncrementalDecoder, PromptRenderer, template_role
 
 __all__ = ["IncrementalDecoder", "LocalBackend", "quiet_peft", "resolve_model", "template_role"]
@@ -134,29 +134,21 @@ class LocalBackend:
         import torch
 
         prompt = self.encode(self.render(messages, role, prefill))
-        decoder = IncrementalDecoder(self.tokenizer)
-        built = GenerationBuilder(stop, min_logprob, on_token)
-        finish: FinishReason = "length"
         with torch.inference_mode():
             out = self.model(
                 input_ids=torch.tensor([prompt], device=self.device), use_cache=True, logits_to_keep=1
             )
-            for step in range(max_new_tokens):
-                lp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,)
-                tok = int(lp.argmax())
-                if tok in self._end_ids:
-                    finish = "stop"
-                    break
-                if built.add(decoder.push(tok), float(lp[tok])) or step + 1 == max_new_tokens:
-                    break
+
+            def advance(tok: int) -> Any:
+                nonlocal out
                 past = out.cache if self._cache_kw == "cache" else out.past_key_values
-                out = self.model(
-                    input_ids=torch.tensor([[tok]], device=self.device),
-                    use_cache=True,
-                    **{self._cache_kw: past},
-                )  # logits (1, 1, V)
-        built.flush(decoder.flush())
-        return built.result(finish)
+                out = self.model(input_ids=torch.tensor([[tok]], device=self.device), use_cache=True,
+                                 **{self._cache_kw: past})  # logits (1, 1, V)
+                return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+
+            return greedy(torch.log_softmax(out.logits[0, -1].float(), dim=-1), advance,
+                          IncrementalDecoder(self.tokenizer), self._end_ids, max_new_tokens,
+                          GenerationBuilder(stop, min_logprob, on_token))
 
     def score(self, messages: Sequence[ChatMessage], role: str, text: str) -> list[float]:
         """Teacher-forced log-prob of each token of `text` (tokenized on its own, as `generate` produces it)."""

@@ -217,6 +217,8 @@ def run_cycle(
                          "train_steps": len(data.train_step_ids), "heldout_episodes": data.heldout_episode_ids},
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
+        if decision.promoted and (why := registry.export_llamacpp(root / adapter_id, model)):
+            say("export", {"message": why})
         verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
         return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision, _name(chooser)), metrics,
                            decision)

@@ -16,6 +16,10 @@ Two roles: every promoted adapter recalls outputs (and answers from memory), but
 gate's policy check, or that the user promoted by hand, also chooses the agent's commands (its row's `chooses`).
 The adapter that chooses is the newest promoted one that does, else the starter, else the base model
 (`adapter_in_use(…, choosing=True)`).
+
+llama.cpp serves an adapter from `adapter.gguf` in its directory (`echo_agent.models.gguf_lora`), written when a
+cycle promotes it on a GGUF model (`export_llamacpp`), else at its first use by the llamacpp backend. The export is
+not part of `adapter_complete`: an adapter without it is whole, and the transformers backend never needs it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
 
 __all__ = ["STARTER_ID", "AdapterError", "adapter_complete", "adapter_in_use", "check_adapter", "configured_starter",
-           "current_adapter", "current_adapter_row", "promote", "rollback", "save_adapter", "starter_row"]
+           "current_adapter", "current_adapter_row", "export_llamacpp", "llamacpp_export_state", "promote",
+           "rollback", "save_adapter", "starter_row"]
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 META_FILE = "echo_adapter.json"
@@ -126,6 +131,35 @@ def save_adapter(peft_model: Any, root: Path, adapter_id: str, meta: dict[str, A
             os.fsync(fh.fileno())
     os.rename(tmp, final)
     return final
+
+
+def export_llamacpp(path: Path, model: str | Path) -> str | None:
+    """Write the adapter's llama.cpp export when `model` is a GGUF file (the embedded model included); returns why
+    it could not be written, or None (written, or not a GGUF model). The llamacpp backend tries again at first
+    use, so a failure here loses nothing."""
+    from echo_agent.models.gguf_lora import export_adapter
+    from echo_agent.models.llamacpp import resolve_gguf
+
+    try:
+        gguf, _ = resolve_gguf(model)
+    except EchoAgentError:
+        return None  # a transformers model: llama.cpp cannot run it, so nothing to export
+    try:
+        export_adapter(path, gguf)
+    except (EchoAgentError, OSError, ValueError) as e:
+        return f"adapter {path.name} was not exported to llama.cpp ({e})"
+    return None
+
+
+def llamacpp_export_state(path: Path) -> str:
+    """What `adapters show` says of the adapter's llama.cpp export."""
+    from echo_agent.models.gguf_lora import exported_path
+
+    try:
+        out = exported_path(path)
+    except OSError:
+        return "none (the adapter's weights are missing)"
+    return str(out) if out.is_file() else "not yet (written when the llamacpp backend first uses it)"
 
 
 def cleanup_temp(root: Path) -> list[Path]:

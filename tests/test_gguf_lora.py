@@ -167,9 +167,10 @@ def test_export_is_kept_until_the_weights_change_and_is_written_atomically(base:
 
 def test_a_read_only_adapter_exports_into_the_cache(base: Path, tmp_path: Path, monkeypatch) -> None:
     write_adapter(tmp_path / "a")
+    monkeypatch.setenv("ECHO_AGENT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(gguf_lora.os, "access", lambda path, mode: False)
     out = export_adapter(tmp_path / "a", base)
-    assert out.parent.parent == Path(os.environ["ECHO_AGENT_CACHE"]) / "adapters"
+    assert out.parent.parent == tmp_path / "cache" / "adapters"
     assert out.is_file() and not (tmp_path / "a" / "adapter.gguf").exists()
     assert gguf_lora.exported_path(tmp_path / "a") == out
 

@@ -108,27 +108,31 @@ def converted_gguf_dir(gguf: Path, name: str | None = None, chatml: bool = False
 
 
 def gguf_tokenizer_dir(gguf: Path, name: str | None = None) -> Path:
-    """A directory with the GGUF's transformers tokenizer alone (no weights), cached by the file's hash.
+    """A directory with the GGUF's transformers tokenizer alone (no weights, no model config), cached by the file's
+    hash in `<cache>/tokenizers/`.
 
-    The llama.cpp backend runs the GGUF itself and needs only the tokenizer and chat template; a converted model
-    directory already has them, and any other GGUF gets its tokenizer written once (a few seconds) into
-    `<cache>/tokenizers/`, written to a temporary directory and renamed into place.
+    The llama.cpp backend runs the GGUF itself and needs only the tokenizer and chat template. It is written once
+    (a few seconds; copied from the converted model directory when there is one), to a temporary directory renamed
+    into place. Without a model config beside it the tokenizer loads in a fraction of a second: transformers then
+    imports no model code.
     """
     gguf = Path(gguf).resolve()
     name = name or gguf.stem.lower()
     digest = file_sha256(gguf)[:12]
-    converted = cache_dir() / "models" / f"{name}-{digest}"
-    if (converted / _META_FILE).is_file():
-        return converted
     target = cache_dir() / "tokenizers" / f"{name}-{digest}"
     if (target / "tokenizer_config.json").is_file():
         return target
     from transformers import AutoTokenizer
 
+    converted = cache_dir() / "models" / f"{name}-{digest}"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
+        if (converted / _META_FILE).is_file():
+            tokenizer = AutoTokenizer.from_pretrained(converted)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.save_pretrained(tmp)
         try:
             os.rename(tmp, target)
         except OSError:

@@ -293,7 +293,7 @@ class LlamaCppBackend:
     # --- the KV cache ------------------------------------------------------------------------------------
 
     def _forget_cache(self) -> None:
-        self._ll.llama_memory_clear(self._mem, True)
+        self._ll.llama_memory_clear(self._mem, False)  # the cells are forgotten; their bytes need no zeroing
         self._cached = []
 
     def _eval(self, ids: list[int], logits_from: int, targets: Sequence[int] | None = None) -> list[Any]:

@@ -14,10 +14,10 @@ Sets (`--sets`, comma-separated; all three by default):
 - heldout-seed:    the first tuning wording of every task on the held-out seed (`--heldout-seed`, 1).
 The two held-out sets are never run while a lever is tuned; they are reported apart, and together as `heldout_*`.
 
-Each wording is one episode of `echo_agent.agent.Agent` with `LocalBackend("embedded")` and the adapter a fresh
-install runs (the shipped starter; `--adapter none` for the base model alone), a real `ShellSession` in
-the workspace and a fresh `TrajectoryStore` in a temporary home (the user's store is never touched), with the
-assistant's own prompt. It is non-interactive (`SilentUI`, no `--yes`): only read-only commands run.
+Each wording is one episode of `echo_agent.agent.Agent` on the embedded model (`--backend`: the assistant's
+default) and the adapter a fresh install runs (the shipped starter; `--adapter none` for the base model alone),
+a real `ShellSession` in the workspace and a fresh `TrajectoryStore` in a temporary home (the user's store is
+never touched), with the assistant's own prompt. It is non-interactive (`SilentUI`, no `--yes`): only read-only commands run.
 - well-formed: the first reply is a command that ran and exited 0, or an answer block;
 - correct: every expected fact appears in the answer (whole words, case-insensitive, white space folded; a fact
   may have alternatives, e.g. date formats) and none of the task's distractors does (the workspace's other values
@@ -507,6 +507,8 @@ def main() -> None:
     parser.add_argument("--adapter", default="starter", help="'starter' (the default: what a fresh install runs, the "
                         "shipped starter where it was made for --model), 'none' (the base model alone), or a LoRA "
                         "adapter directory (e.g. one from scripts/make_starter.py)")
+    parser.add_argument("--backend", default="auto", help="auto (llama.cpp for a GGUF model where it runs, as the "
+                        "assistant does), llamacpp or local (transformers)")
     parser.add_argument("--json", type=Path, default=None, help="also write every row and the result here")
     parser.add_argument("--verbose", action="store_true", help="print every reply and observation")
     args = parser.parse_args()
@@ -516,7 +518,7 @@ def main() -> None:
     only = {x.strip() for x in args.only.split(",")} if args.only else None
     tasks = [task for task in TASKS if only is None or task.id in only or task.category in only]
 
-    from echo_agent.models.local import LocalBackend
+    from echo_agent.models import make_backend, resolve_backend
 
     console = Console(width=200) if not Console().is_terminal else Console()
     started = time.perf_counter()
@@ -524,7 +526,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="echo-assistant-") as tmp:
         base, home = Path(tmp), Path(tmp) / "home"
         home.mkdir()
-        backend = LocalBackend(args.model, device="cpu")
+        name, why = resolve_backend(args.backend, args.model)
+        console.print(literal(f"backend: {name}{f' ({why})' if why else ''}"))
+        backend = make_backend(name, args.model, **({"device": "cpu"} if name == "local" else {}))
         adapter = chosen_adapter(args.adapter, args.model)
         console.print(literal(f"adapter: {adapter or 'none (the base model alone)'}"))
         if adapter is not None:

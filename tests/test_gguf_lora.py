@@ -198,3 +198,17 @@ def test_what_cannot_be_exported_says_why_in_one_line(tmp_path: Path) -> None:
               str(tmp_path / "other" / "adapter_model.safetensors"))
     with pytest.raises(AdapterExportError, match="trained on another model"):
         export_adapter(tmp_path / "other", llama)
+
+
+def test_promotion_exports_for_a_gguf_model_only_and_says_why_not(base: Path, tmp_path: Path) -> None:
+    from echo_agent.updater.registry import export_llamacpp, llamacpp_export_state
+
+    write_adapter(tmp_path / "a")
+    assert llamacpp_export_state(tmp_path / "a").startswith("not yet")
+    assert export_llamacpp(tmp_path / "a", tmp_path) is None  # a transformers directory: nothing to export
+    assert not (tmp_path / "a" / "adapter.gguf").exists()
+    assert export_llamacpp(tmp_path / "a", base) is None
+    assert llamacpp_export_state(tmp_path / "a") == str(tmp_path / "a" / "adapter.gguf")
+    write_adapter(tmp_path / "b")
+    why = export_llamacpp(tmp_path / "b", write_base(tmp_path / "q.gguf", arch="qwen2"))
+    assert why == "adapter b was not exported to llama.cpp (adapter b: llama.cpp export supports llama models, not qwen2)"

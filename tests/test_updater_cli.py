@@ -45,6 +45,8 @@ def test_update_then_list_show_rollback(tiny_home, tmp_path):
     assert [a["id"] for a in as_json] == ["a0001"] and as_json[0]["metrics"]["heldout_ce"]["candidate"] > 0
     shown = runner.invoke(app, ["adapters", "show", "a0001"])
     assert '"base_hash"' in shown.output and '"versions"' in shown.output
+    # A transformers model: no llama.cpp export is written at promotion; show says it is not there yet.
+    assert json.loads(shown.output)["llamacpp_export"].startswith("not yet (written when the llamacpp backend")
     rolled = runner.invoke(app, ["adapters", "rollback"])
     assert rolled.exit_code == 0 and "now in use: the base model" in rolled.output
     again = runner.invoke(app, ["adapters", "rollback"])

@@ -243,6 +243,7 @@ def _write(out: Path, arch: str, tensors: dict[str, np.ndarray]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # as the adapter's other files, not mkstemp's owner-only mode
     try:
         writer = gguf.GGUFWriter(tmp, arch)
         writer.add_type(gguf.GGUFType.ADAPTER)

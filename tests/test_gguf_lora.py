@@ -175,6 +175,13 @@ def test_a_read_only_adapter_exports_into_the_cache(base: Path, tmp_path: Path, 
     assert gguf_lora.exported_path(tmp_path / "a") == out
 
 
+def test_the_shipped_starter_exports_into_the_cache_not_the_package(monkeypatch, tmp_path) -> None:
+    from echo_agent.updater.registry import STARTER_DIR
+
+    monkeypatch.setenv("ECHO_AGENT_CACHE", str(tmp_path / "cache"))
+    assert gguf_lora.exported_path(STARTER_DIR).is_relative_to(tmp_path / "cache" / "adapters")
+
+
 def test_what_cannot_be_exported_says_why_in_one_line(tmp_path: Path) -> None:
     qwen = write_base(tmp_path / "qwen.gguf", arch="qwen2")
     llama = write_base(tmp_path / "llama.gguf")

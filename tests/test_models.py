@@ -52,6 +52,25 @@ def test_auto_is_llamacpp_for_a_gguf_model_where_it_runs_and_says_why_not(tmp_pa
     assert resolve_backend("auto", str(llama_gguf)) == ("local", "")
 
 
+def test_a_build_that_crashes_on_a_test_decode_is_found_once_and_remembered(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    from echo_agent.models import llamacpp
+
+    monkeypatch.setenv("ECHO_AGENT_CACHE", str(tmp_path / "cache"))
+    runs = []
+
+    def crash(args, **kwargs):
+        runs.append(args)
+        return sp.CompletedProcess(args, -11, "", "")
+
+    monkeypatch.setattr(sp, "run", crash)
+    first = llamacpp.runs_here(tmp_path / "m.gguf")
+    assert first == (False, "this llama.cpp build crashed (SIGSEGV) on a test decode; rebuild it with "
+                            "scripts/setup.sh")
+    assert llamacpp.runs_here(tmp_path / "m.gguf") == first and len(runs) == 1  # the verdict is remembered
+
+
 def test_llamacpp_availability_names_the_pinned_version(monkeypatch):
     import types
 

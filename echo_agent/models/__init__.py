@@ -47,8 +47,8 @@ def resolve_backend(backend: str, model: str | Path = "embedded") -> tuple[str, 
     """
     if backend != BackendName.AUTO:
         return backend, ""
-    gguf = str(model) == "embedded" or (Path(model).expanduser().suffix == ".gguf" and Path(model).expanduser().is_file())
-    if not gguf:
+    path = Path(model).expanduser()
+    if str(model) != "embedded" and not (path.suffix == ".gguf" and path.is_file()):
         return BackendName.LOCAL, ""
     from echo_agent.models.llamacpp import available, resolve_gguf, runs_here
 

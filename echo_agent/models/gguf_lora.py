@@ -22,8 +22,8 @@ Only architectures whose transformers-side layout is known are exported (`EXPORT
 line (`AdapterExportError`) and the llama.cpp backend falls back to transformers.
 
 The file is written to a temporary name in the same directory, flushed to disk and renamed into place, so a
-crash never leaves an `adapter.gguf` that looks valid. An adapter directory that cannot be written to (the
-starter inside an installed package) gets its export in the cache instead (`exported_path`).
+crash never leaves an `adapter.gguf` that looks valid. An adapter directory that cannot be written to, or that
+is inside the package (the shipped starter), gets its export in the cache instead (`exported_path`).
 """
 
 from __future__ import annotations
@@ -135,9 +135,11 @@ def base_info(gguf_file: str | Path) -> BaseInfo:
 
 
 def exported_path(adapter_dir: Path) -> Path:
-    """Where the adapter's export lives: inside its directory, or in the cache when that is not writable."""
+    """Where the adapter's export lives: inside its directory, or in the cache for a directory that is not
+    writable or that belongs to the installed package (the shipped starter: nothing is written into a package)."""
     inside = Path(adapter_dir) / EXPORT_FILE
-    if inside.is_file() or os.access(adapter_dir, os.W_OK):
+    in_package = Path(adapter_dir).resolve().is_relative_to(Path(__file__).resolve().parent.parent)
+    if not in_package and (inside.is_file() or os.access(adapter_dir, os.W_OK)):
         return inside
     from echo_agent.config import cache_dir
 

@@ -59,11 +59,12 @@ def runs_here(gguf: Path) -> tuple[bool, str]:
     """(whether this llama.cpp build decodes without crashing on this machine, why not).
 
     A build for the wrong instruction set dies with SIGSEGV or SIGILL on its first decode, which no Python code
-    can catch; so a short decode of `gguf` runs once per build in a child process, and a build that passed is
-    remembered in the cache.
+    can catch; so a short decode of `gguf` runs once per build in a child process, and its verdict is remembered
+    in the cache (a rebuilt library is checked again).
     """
     import hashlib
     import importlib.util
+    import json
     import signal
     import subprocess
     import sys
@@ -74,21 +75,25 @@ def runs_here(gguf: Path) -> tuple[bool, str]:
     package = Path(spec.origin).parent if spec and spec.origin else None
     libs = sorted(package.glob("lib/*.so*")) if package else []
     key = hashlib.sha256("|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in libs).encode())
-    marker = cache_dir() / "llamacpp-checked" / key.hexdigest()[:16]
-    if marker.is_file():
-        return True, ""
+    marker = cache_dir() / "llamacpp-checked" / f"{key.hexdigest()[:16]}.json"
     try:
-        done = subprocess.run([sys.executable, "-c", f"from echo_agent.models.llamacpp import _probe; _probe({str(gguf)!r})"],
-                              capture_output=True, text=True, timeout=300)
+        verdict = json.loads(marker.read_text())
+        return bool(verdict["ok"]), str(verdict["why"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not checked yet, or an unreadable verdict: check again
+    code = f"from echo_agent.models.llamacpp import _probe; _probe({str(gguf)!r})"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return False, "llama.cpp took over 5 minutes on a test decode"
+    why = ""
     if done.returncode != 0:
         what = (f"crashed ({signal.Signals(-done.returncode).name})" if done.returncode < 0
                 else f"failed ({(done.stderr.strip().splitlines() or ['exit ' + str(done.returncode)])[-1]})")
-        return False, f"this llama.cpp build {what} on a test decode; rebuild it with scripts/setup.sh"
+        why = f"this llama.cpp build {what} on a test decode; rebuild it with scripts/setup.sh"
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(gguf))
-    return True, ""
+    marker.write_text(json.dumps({"ok": not why, "why": why, "model": str(gguf)}))
+    return not why, why
 
 
 def _probe(gguf: str) -> None:

@@ -141,7 +141,7 @@ def test_the_protocol_holds(llama) -> None:
     assert llama.generate(messages, max_new_tokens=3).finish_reason == "length"
 
 
-def test_the_kept_cache_and_adapter_switches_change_nothing(llama, random_adapter) -> None:
+def test_the_kept_cache_and_adapter_switches_change_nothing(llama, random_adapter, tmp_path) -> None:
     """The same call gives the same tokens whatever ran before it: a shared prefix, another adapter."""
     from echo_agent.models.llamacpp import LlamaCppBackend
 
@@ -156,9 +156,38 @@ def test_the_kept_cache_and_adapter_switches_change_nothing(llama, random_adapte
     assert got.tokens == want.tokens and np.allclose(got.logprobs, want.logprobs, atol=1e-4)
     fresh.use_adapter(random_adapter)
     llama.use_adapter(random_adapter)
-    assert llama.generate(messages, max_new_tokens=8).text == fresh.generate(messages, max_new_tokens=8).text
+    tuned = fresh.generate(messages, max_new_tokens=8)
+    assert llama.generate(messages, max_new_tokens=8).text == tuned.text
+    # The policy and the predictor alternate between two adapters: each keeps its own prompt cached.
+    prompt = llama.encode(llama.render(messages))
+    llama.use_adapter(None)
+    assert llama._cached[: len(prompt)] == prompt  # the base model's sequence still holds it
+    assert llama.generate(messages, max_new_tokens=16).tokens == want.tokens
+    llama.use_adapter(random_adapter)
+    assert llama._cached[: len(prompt)] == prompt
+    assert llama.generate(messages, max_new_tokens=8).tokens == tuned.tokens
+    # A third adapter takes the least recently used sequence; what it held is never served again.
+    other = negated(random_adapter, tmp_path / "other")
+    llama.use_adapter(None)
+    llama.use_adapter(other)
+    fresh.use_adapter(other)
+    assert llama.generate(messages, max_new_tokens=8).tokens == fresh.generate(messages, max_new_tokens=8).tokens
+    llama.use_adapter(random_adapter)
+    assert llama.generate(messages, max_new_tokens=8).tokens == tuned.tokens
     llama.use_adapter(None)
     fresh.close()
+
+
+def negated(adapter: Path, out: Path) -> Path:
+    """A copy of `adapter` with every lora_B negated: another adapter of the same shape."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(adapter, out, ignore=shutil.ignore_patterns("adapter.gguf"))
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    save_file({k: -v if "lora_B" in k else v for k, v in weights.items()}, str(out / "adapter_model.safetensors"))
+    return out
 
 
 def test_a_learned_fact_is_recalled_the_same_on_both_backends(llama, local, embedded_dir, tmp_path) -> None:

@@ -7,7 +7,9 @@ updater's LoRA adapters hot-swapped on the loaded model.
 - Log-probs are computed from llama.cpp's logits (log-softmax in numpy), so `generate` streams with per-token
   log-probs, `min_logprob` stops early, and `score` is teacher-forced over one decode of prompt + text.
 - The KV cache of the previous call is kept: a new call decodes only what follows the longest shared token
-  prefix (the system prompt, the episode so far, the command being scored). Switching adapters clears it.
+  prefix (the system prompt, the episode so far, the command being scored). Keys and values depend on the
+  adapter, so the cache holds one sequence per recently used adapter (`_SLOTS`: the policy's and the
+  predictor's, when they differ), each computed under its own adapter alone, sharing one pool of `n_ctx` cells.
 - Adapters: `use_adapter(dir)` loads the adapter's `adapter.gguf` (exported from its peft safetensors on first
   use, see `echo_agent.models.gguf_lora`) with `llama_adapter_lora_init` on the loaded model and sets it on the
   context with `llama_set_adapters_lora`; the base weights are never reloaded. A few recent adapters stay loaded.
@@ -35,6 +37,8 @@ __all__ = ["PINNED_VERSION", "LlamaCppBackend", "available", "resolve_gguf", "ru
 
 PINNED_VERSION = "0.3.36"
 _BATCH = 512
+_SLOTS = 2
+"""KV sequences kept, one per recently used adapter: the agent's policy and predictor may serve two."""
 _log_lines: deque[str] = deque(maxlen=20)  # llama.cpp's recent warnings and errors, for messages
 _log_callback: Any = None  # kept referenced: llama.cpp calls it for the life of the process
 
@@ -182,7 +186,8 @@ class LlamaCppBackend:
         self._batch = None
         self.n_ctx = n_ctx or min(int(ll.llama_model_n_ctx_train(self._model)), 8192)
         cparams = ll.llama_context_default_params()
-        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch, cparams.n_seq_max = self.n_ctx, _BATCH, _BATCH, 1
+        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch, cparams.n_seq_max = self.n_ctx, _BATCH, _BATCH, _SLOTS
+        cparams.kv_unified = True  # the sequences share the n_ctx cells
         cparams.n_threads = cparams.n_threads_batch = self.threads
         cparams.no_perf = True
         self._ctx = ll.llama_init_from_model(self._model, cparams)
@@ -191,7 +196,10 @@ class LlamaCppBackend:
         self._batch = ll.llama_batch_init(_BATCH, 0, 1)
         self._mem = ll.llama_get_memory(self._ctx)
         self.n_vocab = int(ll.llama_vocab_n_tokens(ll.llama_model_get_vocab(self._model)))
-        self._cached: list[int] = []  # the tokens whose keys and values are in the cache, in order
+        self._tokens: dict[int, list[int]] = {seq: [] for seq in range(_SLOTS)}  # each sequence's cached tokens
+        self._seqs: OrderedDict[int | None, int] = OrderedDict({None: 0})  # adapter address (None: base) -> seq
+        self._seq = 0
+        self._cached = self._tokens[0]  # the active sequence's tokens, in order
         self._end_ids = set(self.tokenizer.all_special_ids)
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # adapter.gguf path|mtime -> llama_adapter_lora
         self._max_loaded = max(1, max_loaded_adapters)
@@ -225,7 +233,7 @@ class LlamaCppBackend:
         ids = self.encode(self.render(messages, role, prefill))
 
         def advance(tok: int) -> np.ndarray | None:
-            if len(self._cached) >= self.n_ctx:
+            if not self._room(len(self._cached) + 1):
                 return None  # the context is full
             return self._decode([tok], len(self._cached), len(self._cached))[-1]
 
@@ -251,7 +259,8 @@ class LlamaCppBackend:
 
     def use_adapter(self, path: str | Path | None) -> None:
         """Make the LoRA adapter directory at `path` active (its `adapter.gguf`, exported on first use), or go
-        back to the base model with None. The KV cache is cleared whenever the active adapter changes."""
+        back to the base model with None. Each adapter decodes into a KV sequence of its own (see the module
+        docstring), so switching back and forth keeps both prompts cached."""
         from echo_agent.models.gguf_lora import base_info, export_adapter
 
         ll = self._ll
@@ -281,14 +290,17 @@ class LlamaCppBackend:
             if rc != 0:
                 raise AdapterError(f"llama.cpp could not set the adapter {path}{_last_log()}")
             self._active = handle
-            self._forget_cache()
+            self._select(_address(handle))
         self._adapter = path
         while len(self._loaded) > self._max_loaded:
             oldest = next(iter(self._loaded))
             if self._loaded[oldest] == self._active:
                 self._loaded.move_to_end(oldest)
                 continue
-            ll.llama_adapter_lora_free(self._loaded.pop(oldest))
+            freed = self._loaded.pop(oldest)
+            if _address(freed) in self._seqs:  # its keys and values must never be taken for a later adapter's
+                self._drop(self._seqs.pop(_address(freed)))
+            ll.llama_adapter_lora_free(freed)
 
     def set_threads(self, threads: int) -> None:
         """Threads used for decoding and for prompt processing."""
@@ -297,15 +309,42 @@ class LlamaCppBackend:
 
     # --- the KV cache ------------------------------------------------------------------------------------
 
+    def _select(self, handle: int | None) -> None:
+        """Decode into the sequence of the adapter at address `handle` (None: the base model), taking the least
+        recently used sequence for a new one."""
+        if handle in self._seqs:
+            self._seqs.move_to_end(handle)
+        else:
+            free = set(range(_SLOTS)) - set(self._seqs.values())
+            seq = free.pop() if free else self._seqs.popitem(last=False)[1]
+            self._drop(seq)
+            self._seqs[handle] = seq
+        self._seq = self._seqs[handle]
+        self._cached = self._tokens[self._seq]
+
+    def _drop(self, seq: int) -> None:
+        self._ll.llama_memory_seq_rm(self._mem, seq, -1, -1)  # a whole sequence: never fails
+        self._tokens[seq].clear()
+
     def _forget_cache(self) -> None:
+        """Forget every cached token (every sequence's)."""
         self._ll.llama_memory_clear(self._mem, False)  # the cells are forgotten; their bytes need no zeroing
-        self._cached = []
+        for tokens in self._tokens.values():
+            tokens.clear()
+
+    def _room(self, n: int) -> bool:
+        """Whether the active sequence can hold `n` tokens, making room by dropping the other sequences."""
+        if sum(len(t) for t in self._tokens.values()) - len(self._cached) + n > self.n_ctx:
+            for seq in self._tokens:
+                if seq != self._seq:
+                    self._drop(seq)
+        return n <= self.n_ctx
 
     def _eval(self, ids: list[int], logits_from: int, targets: Sequence[int] | None = None) -> list[Any]:
         """Bring the cache to `ids`; for positions `logits_from` … len(ids) - 1, the log-softmax rows, or with
         `targets` (one per such position) the log-prob of each target."""
         ll = self._ll
-        if len(ids) > self.n_ctx:
+        if not self._room(len(ids)):
             raise ModelError(f"the prompt is {len(ids)} tokens, more than llama.cpp's context of {self.n_ctx}; "
                              "start a new session or lower context_head_chars/context_tail_chars")
         keep = 0
@@ -314,8 +353,8 @@ class LlamaCppBackend:
                 break
             keep += 1
         if keep < len(self._cached):
-            if not ll.llama_memory_seq_rm(self._mem, 0, keep, -1):
-                self._forget_cache()
+            if not ll.llama_memory_seq_rm(self._mem, self._seq, keep, -1):
+                self._drop(self._seq)
                 keep = 0
             del self._cached[keep:]
         return self._decode(ids[keep:], keep, logits_from, targets)
@@ -330,11 +369,11 @@ class LlamaCppBackend:
             batch.n_tokens = len(chunk)
             for i, tok in enumerate(chunk):
                 batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, first + i, 1
-                batch.seq_id[i][0] = 0
+                batch.seq_id[i][0] = self._seq
                 batch.logits[i] = int(first + i >= logits_from)
             rc = ll.llama_decode(self._ctx, batch)
             if rc != 0:
-                self._forget_cache()
+                self._drop(self._seq)
                 raise ModelError(f"llama.cpp decode failed (code {rc}){_last_log()}")
             self._cached.extend(chunk)
             for i in range(max(0, logits_from - first), len(chunk)):
@@ -370,6 +409,11 @@ class LlamaCppBackend:
             self.close()
         except Exception:
             pass
+
+
+def _address(handle: Any) -> int | None:
+    """A loaded adapter's address (ctypes pointers are not hashable); None for the base model."""
+    return None if handle is None else ctypes.cast(handle, ctypes.c_void_p).value
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

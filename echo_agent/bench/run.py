@@ -183,7 +183,8 @@ class Bench:
         from echo_agent.models import make_backend, resolve_backend
 
         backend, why = resolve_backend("local" if self.cfg.device == "cuda" else self.cfg.backend, self.cfg.model)
-        self.say(why) if why else None
+        if why:
+            self.say(why)
         extra = {"device": self.cfg.device} if backend == "local" else {"threads": self.settings.threads}
         return make_backend(backend, self.cfg.model, **extra)
 

@@ -338,6 +338,8 @@ def test_training_ends_with_the_latest_epoch_within_the_limit(filled_store, tiny
 
 ACCEPT_ANY = {"gate_margin": -10.0, "retention_tolerance": 1.0, "policy_tolerance": 1.0}
 """Gate settings under which any candidate is promoted."""
+NEVER_CHOOSES = -2.0
+"""A policy tolerance no candidate meets: the net share lost is never below -1 (every checked task gained)."""
 
 
 def cycle(store, home, tiny_model_dir, **gate):
@@ -560,7 +562,7 @@ def test_the_starter_serves_until_a_cycle_promotes_and_the_first_cycle_continues
 def test_a_candidate_that_fails_only_the_policy_check_recalls_while_the_adapter_before_chooses(
         filled_store, isolated_home, tiny_model_dir, tiny_starter, tmp_path):
     base_hash = registry.model_identity(tiny_model_dir)[1]
-    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**ACCEPT_ANY, "policy_tolerance": -1.0})
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**ACCEPT_ANY, "policy_tolerance": NEVER_CHOOSES})
     assert first.status == "promoted" and not first.decision.chooses
     assert "promoted to recall only (starter still chooses the commands)" in first.message
     assert get_adapter(filled_store, first.adapter_id)["chooses"] == 0
@@ -580,7 +582,7 @@ def test_a_candidate_that_fails_only_the_policy_check_recalls_while_the_adapter_
 def test_with_no_adapter_choosing_the_policy_baseline_is_the_base_model(filled_store, isolated_home, tiny_model_dir,
                                                                        tmp_path):
     gate = {**ACCEPT_ANY, "starter_adapter": False}
-    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**gate, "policy_tolerance": -1.0})
+    first = cycle(filled_store, isolated_home, tiny_model_dir, **{**gate, "policy_tolerance": NEVER_CHOOSES})
     assert first.status == "promoted" and not first.decision.chooses
     assert registry.adapter_in_use(filled_store, registry.model_identity(tiny_model_dir)[1], True) == (None, None)
     record_lookups(filled_store, tmp_path / "ws", {"more.conf": "x = 1\n"}, 2)

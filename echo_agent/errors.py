@@ -24,6 +24,10 @@ class StoreError(EchoAgentError):
     """The store cannot be used, or refuses an operation; the message says which file, why, and what to do."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the store's write lock past the busy timeout."""
+
+
 class AdapterError(EchoAgentError):
     """An adapter cannot be used, promoted or loaded; the message names it and says what to do."""
 

@@ -98,5 +98,16 @@ def m002_adapter_chooses(db: Database) -> None:
     db.execute("ALTER TABLE adapter ADD COLUMN chooses INTEGER NOT NULL DEFAULT 1")
 
 
+@migrations()
+def m003_cycle(db: Database) -> None:
+    """One row per update cycle, whatever its outcome (`cycle`): what `updater report` and `updater status` read.
+    A row left `running` by a killed cycle is marked `failed` by the next one."""
+    db.execute("""CREATE TABLE cycle (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, ended_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running', adapter_id TEXT, message TEXT NOT NULL DEFAULT '',
+        metrics TEXT NOT NULL DEFAULT '{}', pid INTEGER, cpu_s REAL, wall_s REAL, trigger TEXT)""")
+    db.execute("CREATE INDEX cycle_started ON cycle(started_at)")
+
+
 KNOWN = [m.name for m in migrations._migrations]
 """Names of every migration this code knows, in order."""

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from echo_agent.config import Settings, home_dir
-from echo_agent.errors import StoreError
+from echo_agent.errors import StoreBusy, StoreError
 from echo_agent.memory.migrations import KNOWN, MIGRATION_SET, migrations
 from echo_agent.memory.redact import redact, redact_json, storable
 from echo_agent.observation import exit_code_from_status
@@ -217,8 +217,15 @@ class TrajectoryStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE … COMMIT (rolled back on any exception). Everything written
-        inside it lands together or not at all, a crash included."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        inside it lands together or not at all, a crash included. A write lock held by another process for
+        longer than the busy timeout (a long `logs import`, say) is a StoreBusy."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            raise StoreBusy(f"the store {self.path} is busy: another process has held its write lock for too long "
+                            "(a long `logs import` or `logs forget`?); try again when it ends") from e
         try:
             yield self.conn
         except BaseException:

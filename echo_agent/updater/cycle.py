@@ -6,7 +6,8 @@ measure the baseline, train, measure the candidate, ask the gate (`gate.py`, pur
 Only one cycle runs per home at a time (`<home>/updater.lock`, an flock that dies with its process). A cycle
 killed at any point promotes nothing: the candidate row is written before training as `candidate` and its
 directory only appears, whole, after training; the verdict (status, metrics and the steps it trained on) is one
-transaction; the next cycle removes temp directories and marks candidates of dead cycles `rejected`.
+transaction; the next cycle removes temp directories and marks candidates of dead cycles `rejected`. Every cycle
+has a row in the `cycle` table (`memory/cycles.py`), whatever its outcome.
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 from echo_agent.config import Settings, home_dir
 from echo_agent.errors import AdapterError, UpdateBusy
 from echo_agent.memory import adapters as adapter_rows
-from echo_agent.memory import queries
+from echo_agent.memory import cycles
 from echo_agent.records import AdapterStatus
 from echo_agent.updater import policy, registry
-from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data, step_windows
+from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data
 from echo_agent.updater.gate import Baseline, Candidate, Decision, gate, retention
+from echo_agent.updater.measure import measure_baseline, measure_candidate, recall_check, recallable_change
 from echo_agent.updater.train import (
     Objective,
     TrainConfig,
     TrainStats,
-    confidently_wrong,
     evaluate,
     lora_config,
     train,
@@ -57,6 +58,10 @@ class CycleStatus(StrEnum):
     """No trainable step since the adapter in use."""
     NO_HELDOUT = "no-heldout"
     """New steps, but too few episodes to hold one out for evaluation."""
+    YIELDED = "yielded"
+    """Training stopped for an agent episode: nothing promoted; a later cycle trains on the same data."""
+    FAILED = "failed"
+    """An error, or the process was killed (found by the next cycle): nothing promoted."""
 
 
 @dataclass
@@ -135,93 +140,133 @@ def run_cycle(
     device: str = "auto",
     wait: bool = True,
     on_progress: Progress | None = None,
+    interrupt: Callable[[], str | None] | None = None,
+    trigger: str = "by hand",
 ) -> CycleReport:
-    """Run one cycle now (the caller holds nothing; the lock is taken here)."""
+    """Run one cycle now (the caller holds nothing; the lock is taken here). Its outcome is a `cycle` row, written
+    `running` first: a cycle that raises is recorded `failed` with the error, and one whose process is killed is
+    found `running` by the next, which records it `failed`. `interrupt` (see `train.train`) makes training
+    yield: nothing is promoted, and the data stays for a later cycle."""
     settings = settings or Settings.load()
     home = home or home_dir()
-    model = model or settings.model
-    cfg = cfg or TrainConfig.from_settings(settings)
     say = on_progress or (lambda event, info: None)
-    root = registry.adapters_dir(home)
     with update_lock(home, wait=wait):
-        _clean_up(store, root, say)
-        base_name, base_hash = registry.model_identity(model)
-        current = registry.current_adapter_row(store)
-        if current is not None:
-            try:
-                registry.check_adapter(Path(current["path"]), base_hash)
-            except AdapterError as e:
-                return CycleReport(CycleStatus.REJECTED, message=str(e))
-        else:  # the first cycle on the embedded model continues from the shipped starter
-            current = registry.starter_row(base_hash, settings.starter_adapter)
-        # The adapter that chooses commands now: the policy check's baseline (it may be older than `current`).
-        chooser = registry.current_adapter_row(store, choosing=True) or registry.starter_row(
-            base_hash, settings.starter_adapter)
-        if chooser is not None:
-            try:
-                registry.check_adapter(Path(chooser["path"]), base_hash)
-            except AdapterError:
-                chooser = None  # made for another model: the agent chooses with the base model (it says why)
-        since = current["trained_through_seq"] if current else 0
+        recovered = cycles.mark_killed(store)
+        cycle_id = cycles.begin(store, os.getpid(), trigger)
+        cpu, wall = time.process_time(), time.monotonic()
 
-        say("loading", {"model": str(model), "adapter": current["id"] if current else None})
-        peft_model, tokenizer, device = load_for_training(model, Path(current["path"]) if current else None, cfg,
-                                                          device)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        data = select_cycle_data(store, tokenizer, since_seq=since, settings=settings, seed=cfg.seed)
-        if not data.new_step_ids:
-            return CycleReport(CycleStatus.NOTHING_NEW, message="no new trainable steps since the adapter in use")
-        if not data.train or not data.heldout:
-            return CycleReport(CycleStatus.NO_HELDOUT, message=(
-                f"{len(data.new_step_ids)} new steps are not enough for a cycle: it needs at least two episodes "
-                "with environment output (one is held out for evaluation)"))
+        def ended(status: str, message: str, adapter_id: str | None = None, metrics: dict | None = None) -> None:
+            cycles.end(store, cycle_id, status=status, message=message, adapter_id=adapter_id,
+                       metrics={**(metrics or {}), "recovered_cycles": recovered},
+                       cpu_s=time.process_time() - cpu, wall_s=time.monotonic() - wall)
 
-        probe = probe_windows(tokenizer, settings.max_seq_len)
-        baseline = measure_baseline(store, peft_model, data, probe, pad_id)
-        t_policy = time.monotonic()
-        checked = policy.cases(store, policy_episodes(data, cfg), settings.policy_check_tasks)
-        say("policy", {"tasks": len(checked), "model": f"the adapter choosing now ({_name(chooser)})"})
-        with serving(peft_model, None if chooser is None else Path(chooser["path"]),
-                     same=_name(chooser) == _name(current)):
-            baseline.policy_kept, baseline.policy_cases = policy.kept(peft_model, tokenizer, checked), len(checked)
-        t_policy = time.monotonic() - t_policy
-        say("baseline", {"heldout_base": baseline.heldout_base, "heldout_current": baseline.heldout_current,
-                         "probe_base": baseline.probe_base, "train_env_tokens": data.n_train_env_tokens})
-        adapter_id = adapter_rows.next_adapter_id(store)
-        adapter_rows.insert_adapter(
-            store, id=adapter_id, parent_id=current["id"] if current else None, base_model=base_name,
-            base_hash=base_hash, path=str(root / adapter_id), status=AdapterStatus.CANDIDATE,
-            trained_through_seq=data.trained_through_seq, n_env_tokens=data.n_train_env_tokens, metrics={})
-        limit = baseline.probe_base * (1 + settings.forgetting_tolerance)
-        stats = train(peft_model, data.train, cfg, pad_id,
-                      on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
-                                                             "tokens_per_s": s.tokens_per_s}),
-                      within=lambda: evaluate(peft_model, probe, pad_id)[0] <= limit)
-        if stats.stopped_known:
-            say("known", {"epochs": stats.epochs, "of": cfg.epochs})
-        if stats.kept_epoch is not None:
-            say("kept", {"epoch": stats.kept_epoch, "of": stats.epochs})
-        candidate = measure_candidate(peft_model, data, probe, pad_id)
-        t_candidate = time.monotonic()
-        say("policy", {"tasks": len(checked), "model": "the candidate"})
-        candidate.policy_kept = policy.kept(peft_model, tokenizer, checked)
-        t_policy += time.monotonic() - t_candidate
-        decision = gate(baseline, candidate, settings)
-        metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
-        metrics["policy"].update(seconds=round(t_policy, 1), choosing=_name(chooser))
-        if decision.promoted:
-            metrics["recall_check"] = recall_check(store, peft_model, tokenizer, settings, pad_id)
-        meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
-                "config": trained_config(cfg, peft_model), "metrics": metrics, "versions": registry.library_versions(),
-                "data": {"since_seq": since, "trained_through_seq": data.trained_through_seq,
-                         "train_steps": len(data.train_step_ids), "heldout_episodes": data.heldout_episode_ids},
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
-        if decision.promoted and (why := registry.export_llamacpp(root / adapter_id, model)):
-            say("export", {"message": why})
-        verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
-        return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision, _name(chooser)), metrics,
-                           decision)
+        if recovered:
+            say("recovered", {"cycles": recovered})
+        try:
+            report = _locked_cycle(store, settings, home, model or settings.model,
+                                   cfg or TrainConfig.from_settings(settings), device, say, interrupt)
+        except BaseException as e:  # an error, Ctrl-C or SIGTERM: recorded, then passed on
+            try:
+                ended(CycleStatus.FAILED, f"{type(e).__name__}: {e}".strip().rstrip(":").splitlines()[0])
+            except Exception:  # noqa: BLE001 - the store may be what failed; the next cycle records it then
+                pass
+            raise
+        ended(report.status, report.message, report.adapter_id, report.metrics)
+        return report
+
+
+def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model: str | Path, cfg: TrainConfig,
+                  device: str, say: Progress, interrupt: Callable[[], str | None] | None) -> CycleReport:
+    root = registry.adapters_dir(home)
+    _clean_up(store, root, say)
+    base_name, base_hash = registry.model_identity(model)
+    current = registry.current_adapter_row(store)
+    if current is not None:
+        try:
+            registry.check_adapter(Path(current["path"]), base_hash)
+        except AdapterError as e:
+            return CycleReport(CycleStatus.REJECTED, message=str(e))
+    else:  # the first cycle on the embedded model continues from the shipped starter
+        current = registry.starter_row(base_hash, settings.starter_adapter)
+    # The adapter that chooses commands now: the policy check's baseline (it may be older than `current`).
+    chooser = registry.current_adapter_row(store, choosing=True) or registry.starter_row(
+        base_hash, settings.starter_adapter)
+    if chooser is not None:
+        try:
+            registry.check_adapter(Path(chooser["path"]), base_hash)
+        except AdapterError:
+            chooser = None  # made for another model: the agent chooses with the base model (it says why)
+    since = current["trained_through_seq"] if current else 0
+
+    say("loading", {"model": str(model), "adapter": current["id"] if current else None})
+    peft_model, tokenizer, device = load_for_training(model, Path(current["path"]) if current else None, cfg,
+                                                      device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    data = select_cycle_data(store, tokenizer, since_seq=since, settings=settings, seed=cfg.seed)
+    if not data.new_step_ids:
+        return CycleReport(CycleStatus.NOTHING_NEW, message="no new trainable steps since the adapter in use")
+    if not data.train or not data.heldout:
+        return CycleReport(CycleStatus.NO_HELDOUT, message=(
+            f"{len(data.new_step_ids)} new steps are not enough for a cycle: it needs at least two episodes "
+            "with environment output (one is held out for evaluation)"))
+
+    probe = probe_windows(tokenizer, settings.max_seq_len)
+    baseline = measure_baseline(store, peft_model, data, probe, pad_id)
+    t_policy = time.monotonic()
+    checked = policy.cases(store, policy_episodes(data, cfg), settings.policy_check_tasks)
+    say("policy", {"tasks": len(checked), "model": f"the adapter choosing now ({_name(chooser)})"})
+    with serving(peft_model, None if chooser is None else Path(chooser["path"]),
+                 same=_name(chooser) == _name(current)):
+        baseline.policy_kept, baseline.policy_cases = policy.kept(peft_model, tokenizer, checked), len(checked)
+    t_policy = time.monotonic() - t_policy
+    say("baseline", {"heldout_base": baseline.heldout_base, "heldout_current": baseline.heldout_current,
+                     "probe_base": baseline.probe_base, "train_env_tokens": data.n_train_env_tokens})
+    if interrupt is not None and (why := interrupt()):
+        return CycleReport(CycleStatus.YIELDED, message=f"yielded before training ({why}); nothing was promoted")
+    adapter_id = adapter_rows.next_adapter_id(store)
+    adapter_rows.insert_adapter(
+        store, id=adapter_id, parent_id=current["id"] if current else None, base_model=base_name,
+        base_hash=base_hash, path=str(root / adapter_id), status=AdapterStatus.CANDIDATE,
+        trained_through_seq=data.trained_through_seq, n_env_tokens=data.n_train_env_tokens, metrics={})
+    limit = baseline.probe_base * (1 + settings.forgetting_tolerance)
+    stats = train(peft_model, data.train, cfg, pad_id,
+                  on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
+                                                         "tokens_per_s": s.tokens_per_s}),
+                  within=lambda: evaluate(peft_model, probe, pad_id)[0] <= limit, interrupt=interrupt)
+    if stats.yielded:
+        metrics = {"yielded": stats.yielded, "train": train_metrics(stats)}
+        adapter_rows.record_verdict(store, adapter_id, status=AdapterStatus.REJECTED, metrics=metrics, step_ids=[],
+                                    chooses=False)
+        return CycleReport(CycleStatus.YIELDED, None, (
+            f"training yielded after {stats.steps} of {stats.planned_steps} optimizer steps ({stats.yielded}); "
+            f"nothing was promoted ({adapter_id} unfinished), and a later cycle trains on the same data"), metrics)
+    if stats.stopped_known:
+        say("known", {"epochs": stats.epochs, "of": cfg.epochs})
+    if stats.kept_epoch is not None:
+        say("kept", {"epoch": stats.kept_epoch, "of": stats.epochs})
+    candidate = measure_candidate(peft_model, data, probe, pad_id)
+    t_candidate = time.monotonic()
+    say("policy", {"tasks": len(checked), "model": "the candidate"})
+    candidate.policy_kept = policy.kept(peft_model, tokenizer, checked)
+    t_policy += time.monotonic() - t_candidate
+    decision = gate(baseline, candidate, settings)
+    metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
+    metrics["policy"].update(seconds=round(t_policy, 1), choosing=_name(chooser))
+    metrics["recallable"] = recallable_change(store, baseline, candidate, metrics["retention"]["lost_steps"],
+                                              settings.recall_threshold)
+    if decision.promoted:
+        metrics["recall_check"] = recall_check(store, peft_model, tokenizer, settings, pad_id)
+    meta = {"parent_id": current["id"] if current else None, "base_model": base_name, "base_hash": base_hash,
+            "config": trained_config(cfg, peft_model), "metrics": metrics, "versions": registry.library_versions(),
+            "data": {"since_seq": since, "trained_through_seq": data.trained_through_seq,
+                     "train_steps": len(data.train_step_ids), "heldout_episodes": data.heldout_episode_ids},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    persist(store, peft_model, root / adapter_id, meta, decision, data.train_step_ids)
+    if decision.promoted and (why := registry.export_llamacpp(root / adapter_id, model)):
+        say("export", {"message": why})
+    verdict = CycleStatus.PROMOTED if decision.promoted else CycleStatus.REJECTED
+    return CycleReport(verdict, adapter_id, verdict_message(adapter_id, decision, _name(chooser)), metrics,
+                       decision)
 
 
 def training_note(event: str, info: dict[str, Any]) -> str | None:
@@ -269,19 +314,6 @@ def policy_episodes(data: CycleData, cfg: TrainConfig) -> list[str]:
     return [e for e in dict.fromkeys(ordered) if e not in trained]
 
 
-def recall_check(store: TrajectoryStore, peft_model: Any, tokenizer: Any, settings: Settings,
-                 pad_id: int) -> dict[str, Any]:
-    """The look-ups the agent may recall now, teacher-forced under the candidate on their stored outputs: those it
-    would recall confidently wrong (`train.confidently_wrong`) are listed, and the agent runs them instead under
-    this adapter (`adapters.recall_exclusions`). Noise in CPU training can leave one fact confidently swapped for
-    another; a recalled wrong fact is worse than a look-up."""
-    lookups = queries.recallable_lookups(store, settings.recall_min_runs, settings.recall_check_lookups)
-    windows = step_windows(store, tokenizer, [x["id"] for x in lookups], settings.max_seq_len) if lookups else []
-    wrong = confidently_wrong(peft_model, windows, pad_id, settings.recall_threshold) if windows else {}
-    return {"threshold": settings.recall_threshold, "checked": len(lookups),
-            "wrong": [{"command": x["command"], "cwd": x["cwd_before"], "step_id": x["id"],
-                       "logprob": round(wrong[x["id"]], 4)} for x in lookups if x["id"] in wrong]}
-
 
 def trained_config(cfg: TrainConfig, peft_model: Any) -> dict[str, Any]:
     """The training config as it was: a continued adapter keeps its parent's rank, whatever `lora_r` says."""
@@ -308,33 +340,6 @@ def _clean_up(store: TrajectoryStore, root: Path, say: Progress) -> None:
         adapter_rows.set_status(store, {row["id"]: AdapterStatus.REJECTED for row in orphans})
 
 
-def measure_baseline(store: TrajectoryStore, peft_model: Any, data: CycleData, probe: list[Window],
-                     pad_id: int) -> Baseline:
-    """The model before training. Also stores each new step's surprise (its env-token CE under the adapter in
-    use), which is measured on the way."""
-    per_step: dict[str, list[float]] = {}
-    replayed = set(data.replay_episode_ids)
-    evaluate(peft_model, [w for w in data.train if w.episode_id not in replayed], pad_id, per_step=per_step)
-    heldout_current, n_held = evaluate(peft_model, data.heldout, pad_id, per_step=per_step)
-    action_current, n_action = evaluate(peft_model, data.heldout, pad_id, tokens="action")
-    new_ids = set(data.new_step_ids)
-    store.set_surprise({sid: total / n for sid, (total, n, _) in per_step.items() if n and sid in new_ids})
-    kept: dict[str, list[float]] = {}
-    evaluate(peft_model, data.retention, pad_id, per_step=kept)
-    with peft_model.disable_adapter():
-        heldout_base, _ = evaluate(peft_model, data.heldout, pad_id)
-        probe_base, n_probe = evaluate(peft_model, probe, pad_id)
-    return Baseline(heldout_current, heldout_base, probe_base, kept, n_held, n_probe, action_current, n_action)
-
-
-def measure_candidate(peft_model: Any, data: CycleData, probe: list[Window], pad_id: int) -> Candidate:
-    heldout, _ = evaluate(peft_model, data.heldout, pad_id)
-    action, _ = evaluate(peft_model, data.heldout, pad_id, tokens="action")
-    probe_ce, _ = evaluate(peft_model, probe, pad_id)
-    kept: dict[str, list[float]] = {}
-    evaluate(peft_model, data.retention, pad_id, per_step=kept)
-    return Candidate(heldout, probe_ce, kept, action)
-
 
 def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, stats: TrainStats,
                   data: CycleData, settings: Settings) -> dict[str, Any]:
@@ -349,10 +354,7 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
                               "tokens": baseline.heldout_action_tokens},
         "gain": reasons["heldout_gain"].value, "probe_rise": reasons["forgetting"].value,
         "heldout_env_tokens": baseline.heldout_env_tokens, "probe_env_tokens": baseline.probe_env_tokens,
-        "train": {"steps": stats.steps, "env_tokens": stats.env_tokens, "tokens": stats.tokens,
-                  "seconds": round(stats.seconds, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
-                  "final_loss": stats.final_loss, "stopped_early": stats.stopped_early, "epochs": stats.epochs,
-                  "stopped_known": stats.stopped_known, "kept_epoch": stats.kept_epoch},
+        "train": train_metrics(stats),
         "retention": retention(baseline.retention, candidate.retention, settings.recall_threshold),
         "policy": {"cases": baseline.policy_cases, "current": len(baseline.policy_kept),
                    "candidate": len(candidate.policy_kept),
@@ -363,6 +365,13 @@ def cycle_metrics(baseline: Baseline, candidate: Candidate, decision: Decision, 
                  "retention_tolerance": settings.retention_tolerance, "policy_tolerance": settings.policy_tolerance},
         "decision": decision.to_dict(),
     }
+
+
+def train_metrics(stats: TrainStats) -> dict[str, Any]:
+    return {"steps": stats.steps, "env_tokens": stats.env_tokens, "tokens": stats.tokens,
+            "seconds": round(stats.seconds, 2), "tokens_per_s": round(stats.tokens_per_s, 1),
+            "final_loss": _number(stats.final_loss), "stopped_early": stats.stopped_early, "epochs": stats.epochs,
+            "stopped_known": stats.stopped_known, "kept_epoch": stats.kept_epoch, "planned_steps": stats.planned_steps}
 
 
 def _number(x: float) -> float | None:

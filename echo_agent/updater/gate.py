@@ -51,6 +51,8 @@ class Baseline:
     """The policy check's cases (episode ids) for which the adapter that chooses now chooses the command that
     worked."""
     policy_cases: int = 0
+    new_steps: PerStep = field(default_factory=dict)
+    """Per-step CE of the adapter in use on the new steps it is about to train on (what becomes recallable)."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Candidate:
     retention: PerStep = field(default_factory=dict)
     heldout_action: float = float("nan")
     policy_kept: list[str] = field(default_factory=list)
+    new_steps: PerStep = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -119,17 +119,24 @@ def save_adapter(peft_model: Any, root: Path, adapter_id: str, meta: dict[str, A
     tmp = root / f".tmp-{adapter_id}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    peft_model.save_pretrained(tmp, save_embedding_layers=False)  # LoRA only; "auto" asks the Hub about the base
-    cfg = json.loads((tmp / "adapter_config.json").read_text())
-    if cfg.get("modules_to_save") or cfg.get("use_dora"):
-        shutil.rmtree(tmp)
-        raise AdapterError(f"adapter {adapter_id} has modules_to_save or DoRA, which vLLM cannot load; "
-                           "retrain with the default config")
-    (tmp / META_FILE).write_text(json.dumps({"meta_version": META_VERSION, "id": adapter_id, **meta}, indent=2))
-    for f in tmp.iterdir():  # make the contents durable before the rename publishes them
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    os.rename(tmp, final)
+    try:
+        peft_model.save_pretrained(tmp, save_embedding_layers=False)  # LoRA only; "auto" asks the Hub about the base
+        cfg = json.loads((tmp / "adapter_config.json").read_text())
+        if cfg.get("modules_to_save") or cfg.get("use_dora"):
+            raise AdapterError(f"adapter {adapter_id} has modules_to_save or DoRA, which vLLM cannot load; "
+                               "retrain with the default config")
+        (tmp / META_FILE).write_text(json.dumps({"meta_version": META_VERSION, "id": adapter_id, **meta}, indent=2))
+        for f in tmp.iterdir():  # make the contents durable before the rename publishes them
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.rename(tmp, final)
+    except OSError as e:  # a full disk, say: the partial copy goes, and nothing is published
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AdapterError(f"cannot write adapter {adapter_id} to {root} ({e.strerror or e}); nothing was "
+                           "promoted") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final
 
 

@@ -94,6 +94,9 @@ class TrainStats:
     """Stopped before the last epoch because every window was known (`known_ce`)."""
     kept_epoch: int | None = None
     """The epoch whose adapter the model ends with, when `within` refused the last one's (None: the last)."""
+    yielded: str | None = None
+    """Why training stopped for someone else (`interrupt`): the adapter is unfinished and must not be kept."""
+    planned_steps: int = 0
     losses: list[float] = field(default_factory=list)
 
     @property
@@ -209,6 +212,7 @@ def train(
     pad_id: int,
     on_step: Callable[[TrainStats, int], None] | None = None,
     within: Callable[[], bool] | None = None,
+    interrupt: Callable[[], str | None] | None = None,
 ) -> TrainStats:
     """Train the LoRA parameters of a peft `model` in place on `windows`; returns what happened.
 
@@ -220,6 +224,9 @@ def train(
     forgetting limit). When the last epoch's adapter may not and an earlier one may, the model ends with the
     latest that may (`TrainStats.kept_epoch`); training goes on past a refused epoch, as a later one may be
     within again.
+
+    `interrupt`, asked before every optimizer step, returns why training must yield (an agent episode started)
+    or None: training stops there and says why (`TrainStats.yielded`).
     """
     import torch
 
@@ -237,7 +244,7 @@ def train(
         progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    stats = TrainStats()
+    stats = TrainStats(planned_steps=total)
     kept: dict[str, Any] | None = None  # the trainable weights after the latest epoch `within` allowed
     last_within = True
     model.train()
@@ -247,6 +254,9 @@ def train(
         for batch in epoch_batches:
             if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
                 stats.stopped_early = True
+                break
+            if interrupt is not None and (why := interrupt()):
+                stats.yielded = why
                 break
             b = collate(batch, pad_id, device)
             if not bool(b["env"][:, 1:].any()):
@@ -268,6 +278,8 @@ def train(
             stats.seconds = time.monotonic() - start
             if on_step is not None:
                 on_step(stats, total)
+        if stats.yielded:
+            break
         if not stats.stopped_early:
             stats.epochs += 1
         if within is not None and stats.steps:

@@ -27,6 +27,10 @@ class StoreError(EchoAgentError):
 class StoreBusy(StoreError):
     """Another process holds the store's write lock past the busy timeout."""
 
+    def __init__(self, path: object) -> None:
+        super().__init__(f"the store {path} is busy: another process has held its write lock too long (a long "
+                         "`logs import` or `logs forget`?); try again when it ends")
+
 
 class AdapterError(EchoAgentError):
     """An adapter cannot be used, promoted or loaded; the message names it and says what to do."""

@@ -7,11 +7,9 @@
   OS crash or power cut may lose the last few committed steps. FULL is the default on purpose: the fsync costs
   1-3 ms per step (benchmarks/store_scale.py measures both: ~350 vs ~800 steps/s back to back on a shared VM
   disk), invisible next to the model call and the command that produce each step, and the steps are the
-  training data the updater cannot get back. The
-  benchmark compares each mode with a bare sqlite3 loop at the same level. Batched writes (import) pay one
-  fsync per batch whichever mode.
+  training data the updater cannot get back. Batched writes (import) pay one fsync per batch whichever mode.
 - Writes start with BEGIN IMMEDIATE: a writer waits for the lock (busy timeout) instead of failing with
-  SQLITE_BUSY when a deferred read transaction tries to upgrade.
+  SQLITE_BUSY when a deferred read transaction tries to upgrade; past the timeout it is a StoreBusy.
 - The schema comes only from echo_agent/memory/migrations.py. A database that records a migration this code does
   not know is refused before anything is written to it.
 - Hot paths (record_step, iter_steps, import) use plain SQL on the connection; sqlite-utils runs the migrations.
@@ -19,7 +17,7 @@
 
 This module holds opening, the schema check, and the writes and reads of sessions, episodes and steps. The other
 modules of this package hold the rest, as functions of a store: `exchange` (export and import), `forget`,
-`adapters` (adapter rows) and `queries` (counts and statistics). They, and only they, run SQL: they use
+`adapters` and `cycles` (their rows) and `queries` (counts and statistics). They, and only they, run SQL: they use
 `transaction()` and `rows()` below; nothing outside `echo_agent/memory/` touches the connection.
 """
 
@@ -217,15 +215,11 @@ class TrajectoryStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE … COMMIT (rolled back on any exception). Everything written
-        inside it lands together or not at all, a crash included. A write lock held by another process for
-        longer than the busy timeout (a long `logs import`, say) is a StoreBusy."""
+        inside it lands together or not at all, a crash included."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
-            raise StoreBusy(f"the store {self.path} is busy: another process has held its write lock for too long "
-                            "(a long `logs import` or `logs forget`?); try again when it ends") from e
+            raise (StoreBusy(self.path) if "locked" in str(e) else e) from e
         try:
             yield self.conn
         except BaseException:

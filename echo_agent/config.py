@@ -24,6 +24,11 @@ def home_dir() -> Path:
     """The user's data directory: ECHO_AGENT_HOME, else $XDG_DATA_HOME/echo-agent."""
     if env := os.environ.get("ECHO_AGENT_HOME"):
         return Path(env).expanduser()
+    return default_home_dir()
+
+
+def default_home_dir() -> Path:
+    """$XDG_DATA_HOME/echo-agent: the home when ECHO_AGENT_HOME is not set."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "echo-agent"
 

@@ -115,3 +115,28 @@ def test_daemon_waits_for_running_episodes_then_trains(tiny_home, tmp_path):
         assert daemon.stop(tiny_home)
     assert not daemon.status(tiny_home).running
     assert runner.invoke(app, ["updater", "stop"]).output.strip() == "the updater was not running"
+
+
+def test_the_report_after_two_cycles_lists_them_with_totals_and_a_plot(tiny_home, tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with TrajectoryStore() as store:
+        record_lookups(store, ws, FILES, rounds=2)
+    assert runner.invoke(app, ["update", "--epochs", "1"]).exit_code == 0
+    with TrajectoryStore() as store:
+        record_lookups(store, ws, {"extra.conf": "mode = fast\n"}, rounds=2)
+    assert runner.invoke(app, ["update", "--epochs", "1"]).exit_code == 0
+    text = runner.invoke(app, ["updater", "report", "--plot", str(tmp_path / "r.png")])
+    assert text.exit_code == 0 and "update cycles: 2" in text.output and "#1 " in text.output
+    assert "held-out env CE" in text.output and "total: 2 promoted" in text.output
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    report = json.loads(runner.invoke(app, ["updater", "report", "--json"]).output)
+    assert [c["status"] for c in report["cycles"]] == ["promoted", "promoted"]
+    assert report["totals"]["tokens_trained"] == sum(c["trained"]["tokens"] for c in report["cycles"]) > 0
+    assert all(c["trigger"] == "by hand" and c["cpu_s"] > 0 for c in report["cycles"])
+    assert report["totals"]["recallable_gained"] == len(report["recallable"]["gained"])
+    future = json.loads(runner.invoke(app, ["updater", "report", "--json", "--since", "2999-01-01"]).output)
+    assert future["empty"] and "nothing to report" in runner.invoke(
+        app, ["updater", "report", "--since", "2999-01-01"]).output
+    status = runner.invoke(app, ["updater", "status"]).output
+    assert "last cycle: #2 promoted" in status

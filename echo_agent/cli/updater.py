@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -166,42 +167,166 @@ def adapters_rollback(db: DbOpt = None) -> None:
     typer.echo(f"retired {retired}; now in use: {now or 'the base model'}")
 
 
+WindowOpt = Annotated[str | None, typer.Option(
+    "--window", help="Train only inside this daily window of local time, HH:MM-HH:MM (e.g. 01:00-07:00; it may run "
+    "over midnight). Default: any time no agent episode runs.")]
+
+
+def _window(text: str | None):
+    from echo_agent.updater.schedule import Window
+
+    return Window.parse(text) if text else None
+
+
 @updater_app.command("start")
 def updater_start(
+    window: WindowOpt = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks.")] = 60.0,
     min_new_tokens: Annotated[int, typer.Option("--min-new-tokens", min=1, help="New env tokens that start a "
                                                 "cycle.")] = 2000,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.0, help="Training time per "
-                                                      "cycle.")] = None,
+                                                      "cycle, at most (a hard stop).")] = None,
 ) -> None:
-    """Start the background updater for this home (low priority; never trains while an episode runs)."""
+    """Start the background updater for this home (idle priority; never trains while an episode runs, and yields
+    to one that starts)."""
     from echo_agent.config import Settings, home_dir
     from echo_agent.updater import daemon
 
+    w = _window(window)
     Settings.load()  # a bad config.toml is said here, not only in the daemon's log
-    pid = daemon.start(home_dir(), interval, min_new_tokens, max_minutes)
-    typer.echo(f"updater started (pid {pid}); log: {home_dir() / 'updater.log'}")
+    pid = daemon.start(home_dir(), interval, min_new_tokens, max_minutes, w)
+    typer.echo(f"updater started (pid {pid}, {'window ' + str(w) if w else 'any time'}); "
+               f"log: {home_dir() / 'updater.log'}")
 
 
 @updater_app.command("stop")
 def updater_stop() -> None:
-    """Stop the background updater (a cycle in progress is abandoned and promotes nothing)."""
+    """Stop the background updater (a cycle in progress is abandoned and promotes nothing). An installed service
+    starts it again at its next start; `updater uninstall` removes the service."""
     from echo_agent.config import home_dir
     from echo_agent.updater import daemon
 
     typer.echo("updater stopped" if daemon.stop(home_dir()) else "the updater was not running")
 
 
+@updater_app.command("install")
+def updater_install(
+    window: WindowOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written, and where; write "
+                                                             "nothing.")] = False,
+    using: Annotated[str, typer.Option("--using", help="auto (systemd where its user instance answers, else "
+                                                       "cron), systemd or cron.")] = "auto",
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks.")] = 60.0,
+    min_new_tokens: Annotated[int, typer.Option("--min-new-tokens", min=1, help="New env tokens that start a "
+                                                "cycle.")] = 2000,
+) -> None:
+    """Set the updater up once: a systemd user service (or a crontab entry where systemd's user instance is not
+    available) that starts it at login or boot and keeps it running. `updater uninstall` removes exactly it.
+
+    Example: echo-agent updater install --window 01:00-07:00"""
+    from echo_agent.config import Settings, home_dir
+    from echo_agent.errors import UpdaterError
+    from echo_agent.updater import service
+
+    w = _window(window)
+    Settings.load()
+    home = home_dir()
+    if using not in ("auto", "systemd", "cron"):
+        raise UpdaterError(f"bad --using {using!r}: auto, systemd or cron")
+    try:
+        plan = service.plan(home, w, interval, min_new_tokens, None if using == "auto" else using)
+    except UpdaterError as e:
+        if not dry_run:
+            raise
+        plan = service.plan(home, w, interval, min_new_tokens, "systemd")
+        typer.echo(f"({e}; this is the unit a systemd user instance would get)")
+    if dry_run:
+        where = f"to {plan.path}" if plan.path else "as a line of your crontab"
+        typer.echo(f"would write a {plan.kind} {'unit' if plan.path else 'entry'} {where}:\n")
+        typer.echo(plan.text)
+        return
+    for line in service.install(home, plan):
+        typer.echo(line)
+
+
+@updater_app.command("uninstall")
+def updater_uninstall() -> None:
+    """Stop the updater and remove the service or crontab entry `updater install` wrote (nothing else)."""
+    from echo_agent.config import home_dir
+    from echo_agent.updater import service
+
+    for line in service.uninstall(home_dir()):
+        typer.echo(line)
+
+
 @updater_app.command("status")
 def updater_status(db: DbOpt = None) -> None:
-    """Whether the updater runs, how much new output waits, and its last log lines."""
+    """Whether the updater runs, its window and next run, the last cycle's outcome and the output waiting."""
     from echo_agent.config import home_dir
-    from echo_agent.updater import daemon
+    from echo_agent.memory import cycles
+    from echo_agent.updater import daemon, service
 
-    st = daemon.status(home_dir())
+    home = home_dir()
+    st = daemon.status(home)
     typer.echo(f"updater: {'running (pid ' + str(st.pid) + ')' if st.running else 'not running'}")
+    if (done := service.installed(home)) is not None:
+        typer.echo(f"installed: {service.described(done)}")
+    if st.state:
+        typer.echo(f"window: {st.state['window'] or 'any time'}")
+        typer.echo(f"next check: {st.state['next_check']} (waiting for {st.state['waiting_for']})")
     with open_store(db) as store:
         typer.echo(f"new env tokens since the adapter in use: ~{daemon.pending_env_tokens(store)}")
+        last = cycles.last_cycle(store)
+    if last is not None:
+        from echo_agent.updater.report import plain
+
+        typer.echo(f"last cycle: #{last['id']} {last['status']} at {last['started_at'][:19]}: "
+                   f"{plain(last['message'])}")
+    else:
+        typer.echo("last cycle: none yet")
+    if (home / daemon.REPORT_FILE).exists():
+        typer.echo(f"the latest window's report: {home / daemon.REPORT_FILE} (`echo-agent updater report` for more)")
     if st.log.exists():
         lines = st.log.read_text(errors="replace").splitlines()[-5:]
         typer.echo("last log lines:\n" + "\n".join("  " + line for line in lines))
+
+
+@updater_app.command("report")
+def updater_report(
+    since: Annotated[str | None, typer.Option("--since", help="Only cycles started on or after this date or time "
+                                                              "(ISO, e.g. 2026-12-01 or 2026-12-01T22:00).")] = None,
+    as_json: JsonOpt = False,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG plot here.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """What the update cycles did: outcomes and the gate's reasons, tokens trained, time and CPU, held-out env CE
+    before and after, and the look-ups that became recallable or were lost.
+
+    Example: echo-agent updater report --since 2026-12-01 --plot cycles.png"""
+    from datetime import datetime
+
+    from echo_agent.config import home_dir
+    from echo_agent.errors import EchoAgentError
+    from echo_agent.updater.report import build, plot, render_text
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since).astimezone().astimezone(UTC).isoformat()
+        except ValueError:
+            raise EchoAgentError(f"bad --since {since!r}: expected a date or time such as 2026-12-01 or "
+                                 "2026-12-01T22:00") from None
+    path = Path(db) if db else home_dir() / "store.db"
+    if path.exists():
+        with open_store(db) as store:
+            report = build(store, start)
+    else:
+        report = build(None, start)  # a home with no store: nothing yet, and no store is created for it
+    if plot_path is not None and not report["empty"]:
+        report["plot"] = str(plot(report, plot_path))
+    if as_json:
+        print_json(report)
+        return
+    typer.echo(render_text(report), nl=False)
+    if report.get("plot"):
+        typer.echo(f"plot: {report['plot']}")

@@ -1,27 +1,36 @@
-"""The background updater: one per home, at low priority, running a cycle when enough new terminal output has
-accumulated and no episode is running.
+"""The background updater: one per home, at idle priority, running a cycle when enough new terminal output has
+accumulated, no episode is running and (with a window) the clock is inside its window.
 
 Files in the home: `updater.pid` (the daemon's pid), `updater.daemon.lock` (an flock the daemon holds while it
-lives, so a stale pid file is recognised), `updater.log` (what it did). A daemon killed mid-training promotes
-nothing; the next cycle cleans up after it (see cycle.py).
+lives, so a stale pid file is recognised; started by hand or by an installed service, the lock decides which one
+runs), `updater.state.json` (its window and when it looks next, for `updater status`), `updater.log` (what it
+did), `updater-report.txt` (the summary of the latest window's cycles, rewritten after each cycle). A daemon
+killed mid-training promotes nothing; the next cycle records and cleans up after it (see cycle.py).
 
-    python -m echo_agent.updater.daemon --home DIR   (what `echo-agent updater start` runs)
+Training stays out of the way: the process runs at idle CPU and I/O priority, its torch threads leave one core,
+and a cycle yields (stops at the next optimizer step, promotes nothing) when an agent episode starts. At the end
+of the window, training stops as with `--max-minutes` and the candidate is evaluated.
+
+    python -m echo_agent.updater.daemon --home DIR   (what `echo-agent updater start` and the service run)
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from echo_agent.errors import UpdateBusy, UpdaterError
+from echo_agent.errors import EchoAgentError, UpdaterError
+from echo_agent.updater.schedule import Window
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -29,16 +38,27 @@ if TYPE_CHECKING:
 CHARS_PER_TOKEN = 4  # rough size of a token of terminal output, for the "enough new output" check
 
 
+REPORT_FILE = "updater-report.txt"
+STATE_FILE = "updater.state.json"
+
+
 @dataclass
 class DaemonStatus:
     running: bool
     pid: int | None
     log: Path
-    pending_env_tokens: int | None = None
+    state: dict[str, Any] | None = None
+    """What the running daemon wrote of itself: window, interval, min_new_tokens, next_check."""
 
 
 def _paths(home: Path) -> tuple[Path, Path, Path]:
     return home / "updater.pid", home / "updater.daemon.lock", home / "updater.log"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def _locked(lock_path: Path) -> bool:
@@ -61,10 +81,29 @@ def status(home: Path) -> DaemonStatus:
     pid_path, lock_path, log = _paths(home)
     running = _locked(lock_path)
     pid = int(pid_path.read_text()) if running and pid_path.exists() else None
-    return DaemonStatus(running, pid, log)
+    state = None
+    if running and (home / STATE_FILE).exists():
+        try:
+            state = json.loads((home / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            state = None
+    return DaemonStatus(running, pid, log, state)
 
 
-def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None) -> int:
+def daemon_args(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None,
+                window: Window | None = None) -> list[str]:
+    """The command line that runs the daemon in the foreground (what `start` spawns and a service runs)."""
+    args = [sys.executable, "-m", "echo_agent.updater.daemon", "--home", str(home), "--interval", str(interval),
+            "--min-new-tokens", str(min_new_tokens)]
+    if max_minutes is not None:
+        args += ["--max-minutes", str(max_minutes)]
+    if window is not None:
+        args += ["--window", str(window)]
+    return args
+
+
+def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None,
+          window: Window | None = None) -> int:
     """Start the daemon for `home` in the background; returns its pid. Raises UpdaterError if one runs."""
     st = status(home)
     if st.running:
@@ -72,10 +111,7 @@ def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_mi
                            "`echo-agent updater stop` stops it")
     home.mkdir(parents=True, exist_ok=True)
     _, _, log = _paths(home)
-    args = [sys.executable, "-m", "echo_agent.updater.daemon", "--home", str(home), "--interval", str(interval),
-            "--min-new-tokens", str(min_new_tokens)]
-    if max_minutes is not None:
-        args += ["--max-minutes", str(max_minutes)]
+    args = daemon_args(home, interval, min_new_tokens, max_minutes, window)
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                                 env={**os.environ, "ECHO_AGENT_HOME": str(home)})
@@ -120,47 +156,139 @@ def log_line(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
 
 
-def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float | None) -> None:
-    """The daemon's loop (runs in the background process)."""
-    from transformers.utils import logging as hf_logging
+def stay_out_of_the_way() -> str:
+    """Idle CPU and I/O priority for this process (and the threads it starts later); says what it got."""
+    import psutil
 
-    from echo_agent.config import Settings
-    from echo_agent.memory.store import TrajectoryStore
-    from echo_agent.updater.cycle import CycleStatus, run_cycle
-    from echo_agent.updater.train import TrainConfig
+    got = []
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        got.append("idle CPU scheduling")
+    except (AttributeError, OSError):
+        os.nice(19)
+        got.append("nice 19")
+    try:
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+        got.append("idle I/O")
+    except (AttributeError, OSError, psutil.Error):
+        got.append("normal I/O (idle I/O priority is not available here)")
+    return ", ".join(got)
 
+
+def training_threads() -> int:
+    """Torch threads for training in the background: one core left for the user."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float | None,
+          window: Window | None = None) -> None:
+    """The daemon's loop (runs in the background process, or under the installed service)."""
     pid_path, lock_path, _ = _paths(home)
+    home.mkdir(parents=True, exist_ok=True)
     lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        log_line("another updater holds the lock; exiting")
+        log_line("another updater holds the lock for this home; exiting")
         return
-    os.nice(10)
     pid_path.write_text(str(os.getpid()))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log_line(f"updater started (pid {os.getpid()}, every {interval:.0f} s, at {min_new_tokens} new env tokens)")
-    hf_logging.disable_progress_bar()  # the log is a file: no bars drawn with carriage returns
-    settings = Settings.load(home)
-    too_little = None  # the pending count at which a cycle last found too little to train on: not retried
     try:
+        priority = stay_out_of_the_way()
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        from echo_agent.config import Settings
+
+        torch.set_num_threads(training_threads())
+        log_line(f"updater started (pid {os.getpid()}, every {interval:.0f} s, at {min_new_tokens} new env tokens, "
+                 f"{'window ' + str(window) if window else 'any time'}; {priority}, {torch.get_num_threads()} "
+                 "torch threads)")
+        hf_logging.disable_progress_bar()  # the log is a file: no bars drawn with carriage returns
+        loop = Loop(home, Settings.load(home), interval, min_new_tokens, max_minutes, window)
         while True:
-            with TrajectoryStore(home / "store.db", settings=settings) as store:
-                pending = pending_env_tokens(store)
-                running = store.running_episodes()
-                if pending >= min_new_tokens and not running and pending != too_little:
-                    log_line(f"{pending} new env tokens; starting a cycle")
-                    try:
-                        cfg = TrainConfig.from_settings(settings, max_minutes=max_minutes)
-                        report = run_cycle(store, settings, home=home, cfg=cfg, wait=False)
-                        log_line(f"cycle {report.status}: {report.message}")
-                        idle = report.status in (CycleStatus.NOTHING_NEW, CycleStatus.NO_HELDOUT)
-                        too_little = pending if idle else None
-                    except UpdateBusy as e:
-                        log_line(f"skipped: {e}")
-            time.sleep(interval)
+            time.sleep(loop.once())
     finally:
         pid_path.unlink(missing_ok=True)
+        (home / STATE_FILE).unlink(missing_ok=True)
+
+class Loop:
+    """One look at the store per call (`once`), which runs a cycle when it is time; returns the seconds to sleep."""
+
+    def __init__(self, home: Path, settings: Any, interval: float, min_new_tokens: int, max_minutes: float | None,
+                 window: Window | None) -> None:
+        self.home, self.settings, self.interval = home, settings, interval
+        self.min_new_tokens, self.max_minutes, self.window = min_new_tokens, max_minutes, window
+        self.too_little: int | None = None  # the pending count at which a cycle last found too little: not retried
+        self.cycles_since: str | None = None  # start of the window (or run) the report covers
+        self.reported = True
+
+    def state(self, next_check: datetime, why: str) -> None:
+        _write_json(self.home / STATE_FILE, {
+            "pid": os.getpid(), "window": str(self.window) if self.window else None, "interval": self.interval,
+            "min_new_tokens": self.min_new_tokens, "max_minutes": self.max_minutes,
+            "next_check": next_check.isoformat(timespec="seconds"), "waiting_for": why})
+
+    def once(self) -> float:
+        from echo_agent.memory.store import TrajectoryStore, now
+
+        t = datetime.now()
+        if self.window is not None and not self.window.contains(t):
+            opens = self.window.next_start(t)
+            self.finish_report()
+            self.state(opens, f"the window {self.window}")
+            return max(1.0, min(self.interval, (opens - t).total_seconds()))
+        if self.cycles_since is None:
+            self.cycles_since = now()
+        with TrajectoryStore(self.home / "store.db", settings=self.settings) as store:
+            pending = pending_env_tokens(store)
+            busy = store.running_episodes()
+            if pending < self.min_new_tokens or busy or pending == self.too_little:
+                why = ("an agent episode to end" if busy else
+                       f"{self.min_new_tokens} new env tokens (~{pending} now)")
+                self.state(t + timedelta(seconds=self.interval), why)
+                return self.interval
+            self.state(t, "a cycle running now")
+            log_line(f"{pending} new env tokens; starting a cycle")
+            self.run(store, pending, t)
+        self.reported = False
+        self.finish_report(if_window_open=True)
+        return self.interval
+
+    def run(self, store: TrajectoryStore, pending: int, t: datetime) -> None:
+        from echo_agent.updater.cycle import CycleStatus, run_cycle
+        from echo_agent.updater.train import TrainConfig
+
+        limits = [m for m in (self.max_minutes, self.window.minutes_left(t) if self.window else None) if m is not None]
+
+        def interrupt() -> str | None:
+            return "an agent episode started" if store.running_episodes() else None
+
+        try:
+            cfg = TrainConfig.from_settings(self.settings, max_minutes=min(limits) if limits else None)
+            report = run_cycle(store, self.settings, home=self.home, cfg=cfg, wait=False, interrupt=interrupt,
+                               trigger="daemon")
+            log_line(f"cycle {report.status}: {report.message}")
+            idle = report.status in (CycleStatus.NOTHING_NEW, CycleStatus.NO_HELDOUT)
+            self.too_little = pending if idle else None
+        except EchoAgentError as e:  # busy lock or store, a full disk: recorded by the cycle; try again later
+            log_line(f"cycle not finished: {e}")
+
+    def finish_report(self, if_window_open: bool = False) -> None:
+        """Write the summary of the cycles since the window opened (or the daemon started)."""
+        if self.reported or self.cycles_since is None:
+            return
+        from echo_agent.memory.store import TrajectoryStore
+        from echo_agent.updater.report import build, render_text
+
+        with TrajectoryStore(self.home / "store.db", settings=self.settings) as store:
+            text = render_text(build(store, since=self.cycles_since))
+        tmp = self.home / f".{REPORT_FILE}.{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, self.home / REPORT_FILE)
+        self.reported = True
+        if not if_window_open:
+            self.cycles_since = None  # the next window's report starts afresh
 
 
 def main() -> None:
@@ -169,8 +297,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--min-new-tokens", type=int, default=2000)
     parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--window", default=None, help="HH:MM-HH:MM: train only inside this daily window")
     args = parser.parse_args()
-    serve(args.home, args.interval, args.min_new_tokens, args.max_minutes)
+    try:
+        window = Window.parse(args.window) if args.window else None
+    except UpdaterError as e:
+        parser.error(str(e))
+    serve(args.home, args.interval, args.min_new_tokens, args.max_minutes, window)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from test_updater import ACCEPT_ANY, cycle
 
 from echo_agent.errors import AdapterError, StoreBusy
 from echo_agent.memory import cycles
-from echo_agent.memory.adapters import get_adapter
+from echo_agent.memory.adapters import get_adapter, list_adapters
 from echo_agent.updater import registry
 
 store, filled_store = test_updater.store, test_updater.filled_store  # the fixtures these tests share
@@ -42,17 +42,17 @@ def test_training_yields_to_an_agent_episode_and_a_later_cycle_trains_the_same_d
     from echo_agent.updater.cycle import run_cycle
     from echo_agent.updater.train import TrainConfig
 
-    asked = []
+    stepped = []
 
     def interrupt():
-        asked.append(1)
-        return "an agent episode started" if len(asked) >= 3 else None
+        return "an agent episode started" if stepped else None
 
     report = run_cycle(filled_store, Settings.load(**ACCEPT_ANY), home=isolated_home, model=tiny_model_dir,
-                       cfg=TrainConfig(epochs=2, lr=5e-3), device="cpu", interrupt=interrupt)
+                       cfg=TrainConfig(epochs=2, lr=5e-3), device="cpu", interrupt=interrupt,
+                       on_progress=lambda event, info: stepped.append(1) if event == "step" else None)
     assert report.status == "yielded" and report.adapter_id is None
     assert "an agent episode started" in report.message and "nothing was promoted" in report.message
-    assert report.metrics["train"]["steps"] == 1  # asked before each optimizer step: the third ask stops it
+    assert report.metrics["train"]["steps"] == 1  # asked before each optimizer step: the second one stops
     assert get_adapter(filled_store, "a0001")["status"] == "rejected"
     assert not (registry.adapters_dir(isolated_home) / "a0001").exists()
     assert registry.current_adapter(filled_store) == (None, None)
@@ -61,6 +61,28 @@ def test_training_yields_to_an_agent_episode_and_a_later_cycle_trains_the_same_d
     assert again.status == "promoted" and get_adapter(filled_store, again.adapter_id)["n_env_tokens"] == get_adapter(
         filled_store, "a0001")["n_env_tokens"]
     assert statuses(filled_store) == ["yielded", "promoted"]
+
+
+def test_evaluation_gives_way_too_and_the_candidate_is_rejected(filled_store, isolated_home, tiny_model_dir):
+    """The baseline, the candidate's evaluation and the policy replays take minutes on a CPU: they give way at
+    their next batch (or task), before training and after it."""
+    from echo_agent.config import Settings
+    from echo_agent.updater.cycle import run_cycle
+    from echo_agent.updater.train import TrainConfig
+
+    before = run_cycle(filled_store, Settings.load(**ACCEPT_ANY), home=isolated_home, model=tiny_model_dir,
+                       cfg=TrainConfig(epochs=1), device="cpu", interrupt=lambda: "an agent episode started")
+    assert before.status == "yielded" and "yielded while evaluating" in before.message
+    assert "unfinished" not in before.message and list_adapters(filled_store) == []
+    trained = []
+    after = run_cycle(filled_store, Settings.load(**ACCEPT_ANY), home=isolated_home, model=tiny_model_dir,
+                      cfg=TrainConfig(epochs=1), device="cpu", interrupt=lambda: "a user" if trained else None,
+                      on_progress=lambda event, info: trained.append(1) if event == "policy" and
+                      info["model"] == "the candidate" else None)
+    assert after.status == "yielded" and "(a0001 unfinished)" in after.message
+    assert get_adapter(filled_store, "a0001")["status"] == "rejected"
+    assert not (registry.adapters_dir(isolated_home) / "a0001").exists()
+    assert statuses(filled_store) == ["yielded", "yielded"]
 
 
 def test_a_full_disk_while_the_adapter_is_written_promotes_nothing(filled_store, isolated_home, tiny_model_dir,

@@ -109,5 +109,15 @@ def m003_cycle(db: Database) -> None:
     db.execute("CREATE INDEX cycle_started ON cycle(started_at)")
 
 
+
+@migrations()
+def m004_cycle_indexes(db: Database) -> None:
+    """What a cycle asks of a large store, answered from indexes: the older episodes with trainable steps (the
+    replay and retention samples) without reading the steps' text, and the running episodes (asked twice a second
+    while a cycle runs, to give way to an agent episode) without reading every episode."""
+    db.execute("CREATE INDEX step_trainable_seq ON step(trainable, seq, episode_id)")
+    db.execute("CREATE INDEX episode_running ON episode(status) WHERE status = 'running'")
+
+
 KNOWN = [m.name for m in migrations._migrations]
 """Names of every migration this code knows, in order."""

@@ -75,6 +75,13 @@ def verified_predictions(store: TrajectoryStore) -> list[tuple[float, int]]:
         "AND verified IS NOT NULL AND confidence_min IS NOT NULL", [StepKind.RETRIEVAL, StepSource.EXECUTED])]
 
 
+def older_trainable_episodes(store: TrajectoryStore, through_seq: int) -> list[str]:
+    """Ids of the episodes with a trainable step at or before `through_seq`, sorted: read from the
+    (trainable, seq, episode_id) index, never the steps themselves."""
+    return [r["episode_id"] for r in store.rows(
+        "SELECT DISTINCT episode_id FROM step WHERE trainable=1 AND seq <= ? ORDER BY episode_id", [through_seq])]
+
+
 def pending_output_chars(store: TrajectoryStore, since_seq: int) -> int:
     """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
     return int(store.rows("SELECT coalesce(sum(length(output)), 0) AS n FROM step WHERE trainable=1 AND seq > ?",

@@ -38,9 +38,12 @@ from echo_agent.updater.train import (
     Objective,
     TrainConfig,
     TrainStats,
+    Yielded,
+    check_yield,
     evaluate,
     lora_config,
     train,
+    yielding_to,
 )
 
 if TYPE_CHECKING:
@@ -145,8 +148,9 @@ def run_cycle(
 ) -> CycleReport:
     """Run one cycle now (the caller holds nothing; the lock is taken here). Its outcome is a `cycle` row, written
     `running` first: a cycle that raises is recorded `failed` with the error, and one whose process is killed is
-    found `running` by the next, which records it `failed`. `interrupt` (see `train.train`) makes training
-    yield: nothing is promoted, and the data stays for a later cycle."""
+    found `running` by the next, which records it `failed`. `interrupt` (`train.yielding_to`) makes the cycle
+    give way, before the next optimizer step or evaluation batch: nothing is promoted, and the data stays for a
+    later cycle."""
     settings = settings or Settings.load()
     home = home or home_dir()
     say = on_progress or (lambda event, info: None)
@@ -163,11 +167,17 @@ def run_cycle(
         if recovered:
             say("recovered", {"cycles": recovered})
         try:
-            report = _locked_cycle(store, settings, home, model or settings.model,
-                                   cfg or TrainConfig.from_settings(settings), device, say, interrupt)
+            with yielding_to(interrupt):
+                report = _locked_cycle(store, settings, home, model or settings.model,
+                                       cfg or TrainConfig.from_settings(settings), device, say)
+        except Yielded as y:
+            report = _gave_way(store, str(y))
         except BaseException as e:  # an error, Ctrl-C or SIGTERM: recorded, then passed on
+            why = ("stopped before it ended (the updater was stopped, or Ctrl-C); nothing was promoted"
+                   if isinstance(e, SystemExit | KeyboardInterrupt)
+                   else f"{type(e).__name__}: {e}".strip().rstrip(":").splitlines()[0])
             try:
-                ended(CycleStatus.FAILED, f"{type(e).__name__}: {e}".strip().rstrip(":").splitlines()[0])
+                ended(CycleStatus.FAILED, why)
             except Exception:  # noqa: BLE001 - the store may be what failed; the next cycle records it then
                 pass
             raise
@@ -175,8 +185,19 @@ def run_cycle(
         return report
 
 
+def _gave_way(store: TrajectoryStore, why: str) -> CycleReport:
+    """A cycle that yielded outside training (`train.Yielded`): its candidate, if it had one, is rejected."""
+    unfinished = adapter_rows.list_adapters(store, AdapterStatus.CANDIDATE)
+    for row in unfinished:
+        adapter_rows.record_verdict(store, row["id"], status=AdapterStatus.REJECTED, metrics={"yielded": why},
+                                    step_ids=[], chooses=False)
+    which = f" ({unfinished[0]['id']} unfinished)" if unfinished else ""
+    return CycleReport(CycleStatus.YIELDED, None, f"yielded while evaluating ({why}); nothing was promoted{which}, "
+                       "and a later cycle trains on the same data", {"yielded": why})
+
+
 def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model: str | Path, cfg: TrainConfig,
-                  device: str, say: Progress, interrupt: Callable[[], str | None] | None) -> CycleReport:
+                  device: str, say: Progress) -> CycleReport:
     root = registry.adapters_dir(home)
     _clean_up(store, root, say)
     base_name, base_hash = registry.model_identity(model)
@@ -202,6 +223,7 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
     peft_model, tokenizer, device = load_for_training(model, Path(current["path"]) if current else None, cfg,
                                                       device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    check_yield()  # loading takes seconds; what follows gives way at each batch
     data = select_cycle_data(store, tokenizer, since_seq=since, settings=settings, seed=cfg.seed)
     if not data.new_step_ids:
         return CycleReport(CycleStatus.NOTHING_NEW, message="no new trainable steps since the adapter in use")
@@ -210,6 +232,7 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
             f"{len(data.new_step_ids)} new steps are not enough for a cycle: it needs at least two episodes "
             "with environment output (one is held out for evaluation)"))
 
+    check_yield()
     probe = probe_windows(tokenizer, settings.max_seq_len)
     baseline = measure_baseline(store, peft_model, data, probe, pad_id)
     t_policy = time.monotonic()
@@ -221,8 +244,7 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
     t_policy = time.monotonic() - t_policy
     say("baseline", {"heldout_base": baseline.heldout_base, "heldout_current": baseline.heldout_current,
                      "probe_base": baseline.probe_base, "train_env_tokens": data.n_train_env_tokens})
-    if interrupt is not None and (why := interrupt()):
-        return CycleReport(CycleStatus.YIELDED, message=f"yielded before training ({why}); nothing was promoted")
+    check_yield()
     adapter_id = adapter_rows.next_adapter_id(store)
     adapter_rows.insert_adapter(
         store, id=adapter_id, parent_id=current["id"] if current else None, base_model=base_name,
@@ -232,7 +254,7 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
     stats = train(peft_model, data.train, cfg, pad_id,
                   on_step=lambda s, total: say("step", {"step": s.steps, "total": total, "loss": s.final_loss,
                                                          "tokens_per_s": s.tokens_per_s}),
-                  within=lambda: evaluate(peft_model, probe, pad_id)[0] <= limit, interrupt=interrupt)
+                  within=lambda: evaluate(peft_model, probe, pad_id)[0] <= limit)
     if stats.yielded:
         metrics = {"yielded": stats.yielded, "train": train_metrics(stats)}
         adapter_rows.record_verdict(store, adapter_id, status=AdapterStatus.REJECTED, metrics=metrics, step_ids=[],

@@ -261,8 +261,12 @@ class Loop:
 
         limits = [m for m in (self.max_minutes, self.window.minutes_left(t) if self.window else None) if m is not None]
 
+        asked: list[Any] = [0.0, None]  # when the store was last asked, and its answer (at most twice a second)
+
         def interrupt() -> str | None:
-            return "an agent episode started" if store.running_episodes() else None
+            if time.monotonic() - asked[0] >= 0.5:
+                asked[:] = [time.monotonic(), "an agent episode started" if store.running_episodes() else None]
+            return asked[1]
 
         try:
             cfg = TrainConfig.from_settings(self.settings, max_minutes=min(limits) if limits else None)

@@ -292,8 +292,10 @@ def choose_episodes(store: TrajectoryStore, since_seq: int, settings: Settings, 
     heldout, train = episodes[len(episodes) - n_held:], episodes[: len(episodes) - n_held]
 
     rng = random.Random(seed)
-    old_ids = sorted({s["episode_id"] for s in store.iter_steps(since_seq=0, trainable_only=True)
-                      if s["seq"] <= since_seq} - set(new_episode_ids))
+    from echo_agent.memory.queries import older_trainable_episodes
+
+    new_ids = set(new_episode_ids)
+    old_ids = [e for e in older_trainable_episodes(store, since_seq) if e not in new_ids]
     n_replay = (min(len(old_ids), max(settings.replay_min, math.ceil(len(train) * settings.replay_fraction)))
                 if train else 0)
     replay = [store.get_episode(e) for e in rng.sample(old_ids, n_replay)]

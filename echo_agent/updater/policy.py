@@ -123,10 +123,15 @@ def replaying(info: dict[str, Any]) -> str:
 def kept(model: Any, tokenizer: Any, chosen: Sequence[Case]) -> list[str]:
     """The episode ids of the cases `model` (a transformers or peft model, as loaded) keeps; in eval mode."""
     from echo_agent.models.local import LocalBackend
-    from echo_agent.updater.train import evaluating
+    from echo_agent.updater.train import check_yield, evaluating
 
     if not chosen:
         return []
     backend = LocalBackend.around(model, tokenizer)
+    out = []
     with evaluating(model):
-        return [c.episode_id for c in chosen if keeps(backend, c)]
+        for c in chosen:
+            check_yield()  # a replay generates: between tasks, the cycle gives way to an agent episode
+            if keeps(backend, c):
+                out.append(c.episode_id)
+    return out

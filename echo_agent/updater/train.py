@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,37 @@ if TYPE_CHECKING:
     from echo_agent.config import Settings
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+EVAL_BATCH_TOKENS = 2048
+"""Tokens per no-grad evaluation batch: one batch is what a cycle finishes before it gives way to an agent episode
+(docs/measurements.md, "Overnight cycles")."""
+
+_interrupt: ContextVar[Callable[[], str | None] | None] = ContextVar("interrupt", default=None)
+
+
+class Yielded(Exception):  # noqa: N818 - it is not an error: the cycle gave way
+    """Raised by `check_yield` inside `yielding_to`: someone needs the CPU (an agent episode started)."""
+
+
+@contextmanager
+def yielding_to(interrupt: Callable[[], str | None] | None) -> Iterator[None]:
+    """Within it, training stops before its next optimizer step (`TrainStats.yielded`), and evaluation raises
+    `Yielded` before its next batch, when `interrupt` gives a reason."""
+    token = _interrupt.set(interrupt)
+    try:
+        yield
+    finally:
+        _interrupt.reset(token)
+
+
+def yield_reason() -> str | None:
+    interrupt = _interrupt.get()
+    return interrupt() if interrupt is not None else None
+
+
+def check_yield() -> None:
+    if why := yield_reason():
+        raise Yielded(why)
 
 
 class Objective(StrEnum):
@@ -212,7 +244,6 @@ def train(
     pad_id: int,
     on_step: Callable[[TrainStats, int], None] | None = None,
     within: Callable[[], bool] | None = None,
-    interrupt: Callable[[], str | None] | None = None,
 ) -> TrainStats:
     """Train the LoRA parameters of a peft `model` in place on `windows`; returns what happened.
 
@@ -225,8 +256,8 @@ def train(
     latest that may (`TrainStats.kept_epoch`); training goes on past a refused epoch, as a later one may be
     within again.
 
-    `interrupt`, asked before every optimizer step, returns why training must yield (an agent episode started)
-    or None: training stops there and says why (`TrainStats.yielded`).
+    Inside `yielding_to(interrupt)`, `interrupt` is asked before every optimizer step; when it gives why training
+    must yield (an agent episode started), training stops there and says why (`TrainStats.yielded`).
     """
     import torch
 
@@ -255,7 +286,7 @@ def train(
             if cfg.max_minutes is not None and time.monotonic() - start > cfg.max_minutes * 60:
                 stats.stopped_early = True
                 break
-            if interrupt is not None and (why := interrupt()):
+            if why := yield_reason():
                 stats.yielded = why
                 break
             b = collate(batch, pad_id, device)
@@ -319,7 +350,7 @@ def evaluating(model: Any) -> Iterator[None]:
             model.train()
 
 
-def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: int = 8192,
+def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: int = EVAL_BATCH_TOKENS,
              per_step: dict[str, list[float]] | None = None, tokens: str = "env") -> tuple[float, int]:
     """(mean env-token CE in nats/token, env-token count) of `model` on `windows`.
 
@@ -332,6 +363,7 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
     total, n = 0.0, 0
     with evaluating(model):
         for batch in batches(windows, batch_tokens):
+            check_yield()
             b = collate(batch, pad_id, device)
             keep = b[tokens][:, 1:]  # (B, T-1) the targets measured
             if not bool(keep.any()):
@@ -354,7 +386,7 @@ def evaluate(model: Any, windows: Sequence[Window], pad_id: int, batch_tokens: i
 
 
 def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, threshold: float,
-                      batch_tokens: int = 8192) -> dict[str, float]:
+                      batch_tokens: int = EVAL_BATCH_TOKENS) -> dict[str, float]:
     """Steps whose output `model` would recall wrong at `threshold`: step id -> the wrong token's log-prob.
 
     Recall is greedy and stops at the first token under the threshold. Teacher-forced on the real output, the
@@ -370,6 +402,7 @@ def confidently_wrong(model: Any, windows: Sequence[Window], pad_id: int, thresh
     settled: set[str] = set()  # steps already decided (safe or wrong) at an earlier position
     with evaluating(model):
         for batch in batches(windows, batch_tokens, in_order=True):
+            check_yield()
             b = collate(batch, pad_id, device)
             env = b["env"][:, 1:]
             if not bool(env.any()):

@@ -7,7 +7,8 @@ For each size N, a scratch home on the embedded model holds N older steps on dis
 commands and outputs, two steps each, written at synchronous=NORMAL to build them faster), all of them covered by
 a promoted adapter (the shipped starter, copied, whose row says it trained through the last older step), and then
 the same new data: `--new-files` config files read twice each by the real agent with a scripted policy
-(2 x new-files episodes). One cycle runs with one training epoch. Its time outside training is the cycle's wall
+(2 x new-files episodes). One cycle runs with one training epoch, stopped after a minute (`max_minutes`; what
+training costs is not what is measured). Its time outside training is the cycle's wall
 time minus the training loop's own seconds (model load, choosing and rendering the data, the baseline, the
 policy check, the candidate's evaluation, the gate, writing the adapter, the recall check).
 Stores are kept under `--keep` (default: a temp dir) so a second run skips building them.
@@ -125,7 +126,7 @@ def one_cycle(home: Path) -> dict:
     settings = Settings.load(home)
     with TrajectoryStore(home / "store.db", settings=settings) as store:
         t0 = time.monotonic()
-        report = run_cycle(store, settings, home=home, cfg=TrainConfig.from_settings(settings, epochs=1),
+        report = run_cycle(store, settings, home=home, cfg=TrainConfig.from_settings(settings, epochs=1, max_minutes=1.0),
                            device="cpu")
         wall = time.monotonic() - t0
     train_s = report.metrics.get("train", {}).get("seconds", 0.0)

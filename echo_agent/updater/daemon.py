@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echo_agent.errors import EchoAgentError, UpdaterError
+from echo_agent.files import atomic_write_text
 from echo_agent.updater.schedule import Window
 
 if TYPE_CHECKING:
@@ -53,12 +54,6 @@ class DaemonStatus:
 
 def _paths(home: Path) -> tuple[Path, Path, Path]:
     return home / "updater.pid", home / "updater.daemon.lock", home / "updater.log"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def _locked(lock_path: Path) -> bool:
@@ -223,10 +218,10 @@ class Loop:
         self.cycles_since: str | None = None  # start of the window (or run) the report covers
 
     def state(self, next_check: datetime, why: str) -> None:
-        _write_json(self.home / STATE_FILE, {
+        atomic_write_text(self.home / STATE_FILE, json.dumps({
             "pid": os.getpid(), "window": str(self.window) if self.window else None, "interval": self.interval,
             "min_new_tokens": self.min_new_tokens, "max_minutes": self.max_minutes,
-            "next_check": next_check.isoformat(timespec="seconds"), "waiting_for": why})
+            "next_check": next_check.isoformat(timespec="seconds"), "waiting_for": why}, indent=2))
 
     def once(self) -> float:
         from echo_agent.memory.store import TrajectoryStore, now
@@ -283,9 +278,7 @@ class Loop:
 
         with TrajectoryStore(self.home / "store.db", settings=self.settings) as store:
             text = render_text(build(store, since=self.cycles_since))
-        tmp = self.home / f".{REPORT_FILE}.{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, self.home / REPORT_FILE)
+        atomic_write_text(self.home / REPORT_FILE, text)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from echo_agent.errors import UpdaterError
+from echo_agent.files import atomic_write_text
 from echo_agent.updater import daemon
 from echo_agent.updater.schedule import Window
 
@@ -164,13 +165,6 @@ def _check_home(home: Path) -> None:
         raise UpdaterError(f"the home {home} is not writable; nothing was installed")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def install(home: Path, p: Plan) -> list[str]:
     """Write and enable what `p` says; returns what to tell the user. Raises UpdaterError, leaving nothing."""
     _check_home(home)
@@ -183,7 +177,7 @@ def install(home: Path, p: Plan) -> list[str]:
         if p.path.exists():
             raise UpdaterError(f"{p.path} exists and echo-agent has no record of writing it; remove it or "
                                "disable it first, then install again")
-        _write_atomic(p.path, p.text)
+        atomic_write_text(p.path, p.text)
         steps = [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", p.unit]]
         for args in steps:
             out = _run(args)
@@ -197,7 +191,7 @@ def install(home: Path, p: Plan) -> list[str]:
         _set_crontab(current.rstrip("\n") + ("\n" if current.strip() else "") + p.text + "\n")
         manifest.update(line=p.text)
     try:
-        _write_atomic(home / MANIFEST, json.dumps(manifest, indent=2))
+        atomic_write_text(home / MANIFEST, json.dumps(manifest, indent=2))
     except OSError as e:
         uninstall_what(home, manifest)
         raise UpdaterError(f"cannot record the install in {home / MANIFEST} ({e.strerror}); nothing was "

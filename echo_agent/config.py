@@ -57,6 +57,15 @@ class BackendName(StrEnum):
     """Replays a JSON list of replies (`--script`): tests and demos."""
 
 
+class Selection(StrEnum):
+    """How a cycle whose new data exceeds its budget chooses what to train (`cycle_selection`)."""
+
+    SURPRISE = "surprise"
+    """The steps the adapter in use predicts worst first, near-duplicates collapsed, volatile output down-weighted."""
+    NEWEST = "newest"
+    RANDOM = "random"
+
+
 def setting(default: Any, *, lo: float | None = None, hi: float | None = None, above: float | None = None,
             choices: type[StrEnum] | None = None) -> Any:
     """A setting's default with its bounds: `lo`/`hi` inclusive, `above` exclusive, `choices` an enum of the
@@ -147,6 +156,14 @@ class Settings:
     """Identical (command, output, cwd_before) steps labelled per training set."""
     heldout_fraction: float = setting(0.10, lo=0, hi=0.5)
     """The newest fraction of a cycle's new episodes (at least one) held out for the gate, not trained on."""
+    heldout_max_episodes: int = setting(32, lo=1)
+    """At most this many held-out episodes per cycle: the gate's evaluation costs the same on a week's data."""
+    cycle_budget_minutes: float = setting(60.0, lo=0)
+    """Time a cycle spends choosing (the surprise pass) and training. When the new data would take longer, the
+    cycle trains what is worth most first (`cycle_selection`); the rest waits for a later cycle. 0: no budget."""
+    cycle_selection: str = setting(Selection.SURPRISE.value, choices=Selection)
+    """How a cycle over budget chooses: surprise (the steps the adapter in use predicts worst, near-duplicates
+    collapsed and output that changes on every run down-weighted), newest first, or random."""
     # The gate's margin and tolerances have no bounds: a negative one is how a test forces a rejection.
     gate_margin: float = setting(0.02)
     """Relative env-CE gain a candidate needs over the current adapter."""

@@ -149,7 +149,7 @@ def test_the_daemon_outside_its_window_waits_and_says_until_when(isolated_home):
     later = datetime.now() + timedelta(hours=2)
     window = f"{later:%H:%M}-{later + timedelta(hours=1):%H:%M}"
     result = runner.invoke(app, ["updater", "start", "--window", window, "--interval", "0.2",
-                                 "--min-new-tokens", "1"])
+                                 "--min-new-tokens", "1", "--budget-minutes", "25"])
     try:
         assert result.exit_code == 0 and f"window {window}" in result.output
         deadline = time.monotonic() + 30
@@ -157,7 +157,7 @@ def test_the_daemon_outside_its_window_waits_and_says_until_when(isolated_home):
             time.sleep(0.1)
         status = runner.invoke(app, ["updater", "status"]).output
         assert f"window: {window}" in status and f"(waiting for the window {window})" in status
-        assert f"next check: {later:%Y-%m-%dT%H:%M}" in status
+        assert f"next check: {later:%Y-%m-%dT%H:%M}" in status and "budget per cycle: 25 min" in status
         log = (isolated_home / "updater.log").read_text()
         assert "idle CPU scheduling" in log and f"window {window}" in log
     finally:

@@ -19,6 +19,9 @@ updater_app = typer.Typer(help="The background updater: trains when enough new o
 def update_command(
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.0, help="Stop training after this "
                                                        "long (the candidate is still evaluated).")] = None,
+    budget_minutes: Annotated[float | None, typer.Option("--budget-minutes", min=0.0, help="Budget for choosing "
+                              "and training: new data that would take longer is chosen by value, and the rest "
+                              "waits (default: cycle_budget_minutes in config.toml; 0: no budget).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over this cycle's data at most: training stops "
                                                        "after the first pass that finds every window known.")] = None,
     objective: Annotated[Objective, typer.Option("--objective", help="What training predicts.")] = Objective.ENV,
@@ -39,9 +42,10 @@ def update_command(
     from echo_agent.ui import literal
     from echo_agent.updater import policy
     from echo_agent.updater.cycle import run_cycle, training_note
+    from echo_agent.updater.select import selected_note
     from echo_agent.updater.train import TrainConfig
 
-    settings = Settings.load()
+    settings = Settings.load(cycle_budget_minutes=budget_minutes)
     cfg = TrainConfig.from_settings(settings, max_minutes=max_minutes, objective=objective,
                                     action_weight=action_weight, kl_weight=kl_weight, epochs=epochs)
     console = Console(stderr=True, highlight=False)
@@ -60,6 +64,8 @@ def update_command(
         elif event == "baseline":
             console.print(f"held-out env CE: base {info['heldout_base']:.3f}, current {info['heldout_current']:.3f}; "
                           f"training on {info['train_env_tokens']} env tokens")
+        elif event == "selected":
+            console.print(selected_note(info))
         elif event == "policy" and info["tasks"]:
             console.print(policy.replaying(info))
         elif note := training_note(event, info):
@@ -189,6 +195,9 @@ def updater_start(
                                                 "cycle.")] = 2000,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.0, help="Training time per "
                                                       "cycle, at most (a hard stop).")] = None,
+    budget_minutes: Annotated[float | None, typer.Option("--budget-minutes", min=0.0, help="A cycle's budget for "
+                              "choosing and training: new data that would take longer is chosen by value, and the "
+                              "rest waits (default: cycle_budget_minutes in config.toml; 0: no budget).")] = None,
 ) -> None:
     """Start the background updater for this home (idle priority; never trains while an episode runs, and yields
     to one that starts)."""
@@ -197,7 +206,7 @@ def updater_start(
 
     w = _window(window)
     Settings.load()  # a bad config.toml is said here, not only in the daemon's log
-    pid = daemon.start(home_dir(), interval, min_new_tokens, max_minutes, w)
+    pid = daemon.start(home_dir(), interval, min_new_tokens, max_minutes, w, budget_minutes)
     typer.echo(f"updater started (pid {pid}, {'window ' + str(w) if w else 'any time'}); "
                f"log: {home_dir() / 'updater.log'}")
 
@@ -276,9 +285,11 @@ def updater_status(db: DbOpt = None) -> None:
         typer.echo(f"installed: {service.described(done)}")
     if st.state:
         typer.echo(f"window: {st.state['window'] or 'any time'}")
+        if (budget := st.state.get("budget_minutes")) is not None:
+            typer.echo(f"budget per cycle: {f'{budget:g} min' if budget else 'none'}")
         typer.echo(f"next check: {st.state['next_check']} (waiting for {st.state['waiting_for']})")
     with open_store(db) as store:
-        typer.echo(f"new env tokens since the adapter in use: ~{daemon.pending_env_tokens(store)}")
+        typer.echo(f"new env tokens the adapter in use has not trained on: ~{daemon.pending_env_tokens(store)}")
         last = cycles.last_cycle(store)
     if last is not None:
         from echo_agent.updater.report import plain

@@ -82,10 +82,34 @@ def older_trainable_episodes(store: TrajectoryStore, through_seq: int) -> list[s
         "SELECT DISTINCT episode_id FROM step WHERE trainable=1 AND seq <= ? ORDER BY episode_id", [through_seq])]
 
 
-def pending_output_chars(store: TrajectoryStore, since_seq: int) -> int:
-    """Characters of trainable output recorded after `since_seq` (the updater's "enough new data" check)."""
-    return int(store.rows("SELECT coalesce(sum(length(output)), 0) AS n FROM step WHERE trainable=1 AND seq > ?",
-                          [since_seq])[0]["n"])
+_LINEAGE = """WITH RECURSIVE lineage(id) AS (SELECT :adapter UNION SELECT a.parent_id FROM adapter a
+    JOIN lineage l ON a.id = l.id WHERE a.parent_id IS NOT NULL)"""
+_PENDING = ("FROM step s WHERE s.trainable=1 AND s.seq > :since AND NOT EXISTS (SELECT 1 FROM adapter_step x "
+            "WHERE x.step_id = s.id AND x.adapter_id IN (SELECT id FROM lineage))")
+
+
+def pending_steps(store: TrajectoryStore, since_seq: int, adapter_id: str | None) -> list[dict]:
+    """Trainable steps after `since_seq` (the adapter's watermark) that neither `adapter_id` nor an adapter it
+    descends from trained on (`adapter_step`), in seq order: what the next cycle may train. A step a cycle left
+    out for its budget stays here until one trains it."""
+    return store.rows(f"{_LINEAGE} SELECT s.* {_PENDING} ORDER BY s.seq", {"adapter": adapter_id, "since": since_seq})
+
+
+def pending_output_chars(store: TrajectoryStore, since_seq: int, adapter_id: str | None = None) -> int:
+    """Characters of the output of `pending_steps` (the updater's "enough new data" check)."""
+    return int(store.rows(f"{_LINEAGE} SELECT coalesce(sum(length(s.output)), 0) AS n {_PENDING}",
+                          {"adapter": adapter_id, "since": since_seq})[0]["n"])
+
+
+def train_speed(store: TrajectoryStore) -> float | None:
+    """Training tokens per second of the newest cycle that trained (None before any): what a budget buys."""
+    rows = store.rows("SELECT metrics FROM cycle WHERE metrics LIKE '%tokens_per_s%' ORDER BY id DESC LIMIT 1")
+    if not rows:
+        return None
+    import json
+
+    speed = json.loads(rows[0]["metrics"]).get("train", {}).get("tokens_per_s")
+    return float(speed) if speed else None
 
 
 def recallable_lookups(store: TrajectoryStore, min_runs: int, limit: int) -> list[dict]:

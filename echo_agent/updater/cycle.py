@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -31,9 +31,10 @@ from echo_agent.memory import adapters as adapter_rows
 from echo_agent.memory import cycles
 from echo_agent.records import AdapterStatus
 from echo_agent.updater import policy, registry
-from echo_agent.updater.dataset import CycleData, Window, episode_windows, select_cycle_data
+from echo_agent.updater.dataset import CycleData, Window, build_windows, choose_episodes, episode_windows
 from echo_agent.updater.gate import Baseline, Candidate, Decision, gate, retention
 from echo_agent.updater.measure import measure_baseline, measure_candidate, recall_check, recallable_change
+from echo_agent.updater.select import within_budget
 from echo_agent.updater.train import (
     Objective,
     TrainConfig,
@@ -224,7 +225,16 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
                                                       device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     check_yield()  # loading takes seconds; what follows gives way at each batch
-    data = select_cycle_data(store, tokenizer, since_seq=since, settings=settings, seed=cfg.seed)
+    chosen = choose_episodes(store, since, settings, cfg.seed, current["id"] if current else None)
+    choice = within_budget(store, peft_model, tokenizer, chosen, settings, cfg, pad_id)
+    data = build_windows(store, tokenizer, chosen, since_seq=since, max_seq_len=settings.max_seq_len,
+                         duplicate_cap=settings.duplicate_cap, only=choice.only, replay_tokens=choice.replay_tokens,
+                         left=choice.left)
+    if choice.only is not None:
+        say("selected", choice.metrics)
+    if settings.cycle_budget_minutes:  # what the surprise pass spent comes off training
+        left = max(0.05, settings.cycle_budget_minutes - choice.seconds / 60)
+        cfg = replace(cfg, max_minutes=min(left, cfg.max_minutes) if cfg.max_minutes is not None else left)
     if not data.new_step_ids:
         return CycleReport(CycleStatus.NOTHING_NEW, message="no new trainable steps since the adapter in use")
     if not data.train or not data.heldout:
@@ -273,6 +283,7 @@ def _locked_cycle(store: TrajectoryStore, settings: Settings, home: Path, model:
     t_policy += time.monotonic() - t_candidate
     decision = gate(baseline, candidate, settings)
     metrics = cycle_metrics(baseline, candidate, decision, stats, data, settings)
+    metrics["selection"] = choice.metrics
     metrics["policy"].update(seconds=round(t_policy, 1), choosing=_name(chooser))
     metrics["recallable"] = recallable_change(store, baseline, candidate, metrics["retention"]["lost_steps"],
                                               settings.recall_threshold)

@@ -86,7 +86,7 @@ def status(home: Path) -> DaemonStatus:
 
 
 def daemon_args(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None,
-                window: Window | None = None) -> list[str]:
+                window: Window | None = None, budget_minutes: float | None = None) -> list[str]:
     """The command line that runs the daemon in the foreground (what `start` spawns and a service runs)."""
     args = [sys.executable, "-m", "echo_agent.updater.daemon", "--home", str(home), "--interval", str(interval),
             "--min-new-tokens", str(min_new_tokens)]
@@ -94,11 +94,13 @@ def daemon_args(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, 
         args += ["--max-minutes", str(max_minutes)]
     if window is not None:
         args += ["--window", str(window)]
+    if budget_minutes is not None:
+        args += ["--budget-minutes", str(budget_minutes)]
     return args
 
 
 def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_minutes: float | None = None,
-          window: Window | None = None) -> int:
+          window: Window | None = None, budget_minutes: float | None = None) -> int:
     """Start the daemon for `home` in the background; returns its pid. Raises UpdaterError if one runs."""
     st = status(home)
     if st.running:
@@ -106,7 +108,7 @@ def start(home: Path, interval: float = 60.0, min_new_tokens: int = 2000, max_mi
                            "`echo-agent updater stop` stops it")
     home.mkdir(parents=True, exist_ok=True)
     _, _, log = _paths(home)
-    args = daemon_args(home, interval, min_new_tokens, max_minutes, window)
+    args = daemon_args(home, interval, min_new_tokens, max_minutes, window, budget_minutes)
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                                 env={**os.environ, "ECHO_AGENT_HOME": str(home)})
@@ -138,13 +140,13 @@ def stop(home: Path, timeout: float = 10.0) -> bool:
 
 
 def pending_env_tokens(store: TrajectoryStore) -> int:
-    """Rough count of env tokens recorded since the adapter in use was trained."""
+    """Rough count of the env tokens the adapter in use has not trained on (`queries.pending_steps`)."""
     from echo_agent.memory.queries import pending_output_chars
     from echo_agent.updater.registry import current_adapter_row
 
     row = current_adapter_row(store)
     since = row["trained_through_seq"] if row else 0
-    return pending_output_chars(store, since) // CHARS_PER_TOKEN
+    return pending_output_chars(store, since, row["id"] if row else None) // CHARS_PER_TOKEN
 
 
 def log_line(message: str) -> None:
@@ -176,7 +178,7 @@ def training_threads() -> int:
 
 
 def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float | None,
-          window: Window | None = None) -> None:
+          window: Window | None = None, budget_minutes: float | None = None) -> None:
     """The daemon's loop (runs in the background process, or under the installed service)."""
     pid_path, lock_path, _ = _paths(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -200,7 +202,7 @@ def serve(home: Path, interval: float, min_new_tokens: int, max_minutes: float |
                  f"{'window ' + str(window) if window else 'any time'}; {priority}, {torch.get_num_threads()} "
                  "torch threads)")
         hf_logging.disable_progress_bar()  # the log is a file: no bars drawn with carriage returns
-        loop = Loop(home, Settings.load(home), interval, min_new_tokens, max_minutes, window)
+        loop = Loop(home, Settings.load(home, cycle_budget_minutes=budget_minutes), interval, min_new_tokens, max_minutes, window)
         while True:
             time.sleep(loop.once())
     finally:
@@ -221,6 +223,7 @@ class Loop:
         atomic_write_text(self.home / STATE_FILE, json.dumps({
             "pid": os.getpid(), "window": str(self.window) if self.window else None, "interval": self.interval,
             "min_new_tokens": self.min_new_tokens, "max_minutes": self.max_minutes,
+            "budget_minutes": self.settings.cycle_budget_minutes,
             "next_check": next_check.isoformat(timespec="seconds"), "waiting_for": why}, indent=2))
 
     def once(self) -> float:
@@ -288,12 +291,13 @@ def main() -> None:
     parser.add_argument("--min-new-tokens", type=int, default=2000)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--window", default=None, help="HH:MM-HH:MM: train only inside this daily window")
+    parser.add_argument("--budget-minutes", type=float, default=None, help="a cycle's budget (cycle_budget_minutes)")
     args = parser.parse_args()
     try:
         window = Window.parse(args.window) if args.window else None
     except UpdaterError as e:
         parser.error(str(e))
-    serve(args.home, args.interval, args.min_new_tokens, args.max_minutes, window)
+    serve(args.home, args.interval, args.min_new_tokens, args.max_minutes, window, args.budget_minutes)
 
 
 if __name__ == "__main__":

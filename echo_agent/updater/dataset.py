@@ -277,23 +277,26 @@ class CycleEpisodes:
     """Older episodes on which the gate checks that nothing recallable is lost."""
 
 
-def choose_episodes(store: TrajectoryStore, since_seq: int, settings: Settings, seed: int = 0) -> CycleEpisodes:
-    """New data: episodes with trainable steps newer than `since_seq`. The newest `heldout_fraction` of them (at
-    least one) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes,
+def choose_episodes(store: TrajectoryStore, since_seq: int, settings: Settings, seed: int = 0,
+                    adapter_id: str | None = None) -> CycleEpisodes:
+    """New data: episodes with trainable steps newer than `since_seq` that `adapter_id`'s lineage has not trained
+    (`queries.pending_steps`). The newest `heldout_fraction` of them (at least one, at most
+    `heldout_max_episodes`) are held out and not trained on in this cycle. Replay: a seeded sample of older episodes,
     `replay_fraction` times as many as the new training episodes and at least `replay_min`, so earlier facts are
     rehearsed; a cycle with little new data would otherwise take many passes over a few look-ups and overwrite
     similar older facts. Retention: up to `retention_episodes` older episodes for the gate."""
     import random
 
-    new_steps = list(store.iter_steps(since_seq=since_seq, trainable_only=True))
+    from echo_agent.memory.queries import older_trainable_episodes, pending_steps
+
+    new_steps = pending_steps(store, since_seq, adapter_id)
     new_episode_ids = list(dict.fromkeys(s["episode_id"] for s in new_steps))
     episodes = sorted((store.get_episode(e) for e in new_episode_ids), key=lambda e: e["started_at"])
-    n_held = max(1, round(len(episodes) * settings.heldout_fraction)) if episodes else 0
+    n_held = (min(settings.heldout_max_episodes, max(1, round(len(episodes) * settings.heldout_fraction)))
+              if episodes else 0)
     heldout, train = episodes[len(episodes) - n_held:], episodes[: len(episodes) - n_held]
 
     rng = random.Random(seed)
-    from echo_agent.memory.queries import older_trainable_episodes
-
     new_ids = set(new_episode_ids)
     old_ids = [e for e in older_trainable_episodes(store, since_seq) if e not in new_ids]
     n_replay = (min(len(old_ids), max(settings.replay_min, math.ceil(len(train) * settings.replay_fraction)))
@@ -313,15 +316,38 @@ def _redacted_now(store: TrajectoryStore) -> tuple[Callable[[dict], dict], Calla
             lambda episode_id: [redacted_now(s, extra) for s in store.episode_steps(episode_id)])
 
 
+def render_windows(store: TrajectoryStore, tokenizer: Any, episodes: Sequence[dict], labelled: Callable[[dict], bool],
+                   max_seq_len: int) -> tuple[list[Window], int]:
+    """`episodes` rendered in the agent's context (earlier chat turns as context; they are trained in their own
+    episodes), with the steps `labelled` picks labelled: the windows holding env tokens, and the boundary-token
+    count."""
+    from echo_agent.transcript import render, worked
+
+    episode_now, steps_of = _redacted_now(store)
+    out: list[Window] = []
+    boundary = 0
+    for ep in episodes:
+        earlier = [(episode_now(e), steps_of(e["id"])) for e in store.episode_chain(ep["id"])]
+        rendered = render(episode_now(ep), steps_of(ep["id"]), earlier, actions=worked,
+                          labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
+        ws, b = episode_windows(tokenizer, rendered, max_seq_len, ep["id"])
+        out += ws
+        boundary += b
+    return [w for w in out if w.n_env_tokens], boundary
+
+
 def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes, *, since_seq: int,
-                  max_seq_len: int, duplicate_cap: int) -> CycleData:
+                  max_seq_len: int, duplicate_cap: int, only: set[str] | None = None,
+                  replay_tokens: int | None = None, left: set[str] = frozenset()) -> CycleData:
     """The chosen episodes as windows. Within the training set (new and replayed episodes), identical
-    (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled."""
-    from echo_agent.transcript import is_trainable, render, worked
+    (command, output, cwd_before) steps beyond `duplicate_cap` are rendered unlabelled.
+
+    With `only` (a cycle over its budget, `select.within_budget`), just those new steps are trained, the replayed
+    windows stop at `replay_tokens`, and the steps in `left` hold the watermark for a later cycle."""
+    from echo_agent.transcript import is_trainable
 
     seen: dict[tuple, int] = {}
     train_ids: list[str] = []
-    episode_now, steps_of = _redacted_now(store)
 
     def labelled_for_training(step: dict) -> bool:
         if not is_trainable(step):
@@ -333,35 +359,37 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
         train_ids.append(step["id"])
         return True
 
-    boundary = 0
-
-    def windows_of(eps: list[dict], labelled: Callable[[dict], bool]) -> list[Window]:
-        nonlocal boundary
-        out: list[Window] = []
-        for ep in eps:
-            steps = steps_of(ep["id"])
-            earlier = [(episode_now(e), steps_of(e["id"])) for e in store.episode_chain(ep["id"])]
-            # Earlier chat turns are context here; they are trained in their own episodes.
-            rendered = render(episode_now(ep), steps, earlier, actions=worked,
-                              labelled=lambda s, ep=ep: s["episode_id"] == ep["id"] and labelled(s))
-            ws, b = episode_windows(tokenizer, rendered, max_seq_len, ep["id"])
-            out += ws
-            boundary += b
-        return [w for w in out if w.n_env_tokens]
-
-    train = windows_of(chosen.train + chosen.replay, labelled_for_training)
-    heldout = windows_of(chosen.heldout, is_trainable)
-    counted = boundary
-    retention = windows_of(chosen.retention, is_trainable)
+    if only is not None:
+        has = {s["episode_id"] for s in chosen.new_steps if s["id"] in only}
+        chosen.train = [e for e in chosen.train if e["id"] in has]
+    train, boundary = render_windows(store, tokenizer, chosen.train, lambda s: (
+        only is None or s["id"] in only) and labelled_for_training(s), max_seq_len)
+    replay_ids = len(train_ids)
+    replay, b = render_windows(store, tokenizer, chosen.replay, labelled_for_training, max_seq_len)
+    boundary += b
+    if replay_tokens is not None:
+        kept, used = [], 0
+        for w in replay:
+            if used + len(w.input_ids) <= replay_tokens:
+                kept.append(w)
+                used += len(w.input_ids)
+        dropped = {e["id"] for e in chosen.replay} - {w.episode_id for w in kept}
+        chosen.replay = [e for e in chosen.replay if e["id"] not in dropped]
+        labelled = {sid for w in kept for sid in w.step_ids if sid is not None}
+        train_ids = train_ids[:replay_ids] + [sid for sid in train_ids[replay_ids:] if sid in labelled]
+        replay = kept
+    heldout, b = render_windows(store, tokenizer, chosen.heldout, is_trainable, max_seq_len)
+    boundary += b
+    retention, _ = render_windows(store, tokenizer, chosen.retention, is_trainable, max_seq_len)
     return CycleData(
-        train=train,
+        train=train + replay,
         heldout=heldout,
         train_step_ids=train_ids,
         new_step_ids=[s["id"] for s in chosen.new_steps],
         heldout_episode_ids=[e["id"] for e in chosen.heldout],
         replay_episode_ids=[e["id"] for e in chosen.replay],
-        trained_through_seq=_trained_through(chosen.new_steps, {e["id"] for e in chosen.heldout}, since_seq),
-        boundary_tokens=counted,
+        trained_through_seq=_trained_through(chosen.new_steps, {e["id"] for e in chosen.heldout}, since_seq, left),
+        boundary_tokens=boundary,
         retention=retention,
         train_episode_ids=[e["id"] for e in chosen.train],
         retention_episode_ids=[e["id"] for e in chosen.retention],
@@ -385,18 +413,19 @@ def step_windows(store: TrajectoryStore, tokenizer: Any, step_ids: Sequence[str]
 
 
 def select_cycle_data(store: TrajectoryStore, tokenizer: Any, *, since_seq: int, settings: Settings | None = None,
-                      seed: int = 0) -> CycleData:
-    """The cycle's training, held-out and retention windows: `choose_episodes`, then `build_windows`."""
+                      seed: int = 0, adapter_id: str | None = None) -> CycleData:
+    """The cycle's training, held-out and retention windows, every pending step trained: `choose_episodes`, then
+    `build_windows` (a cycle over its budget chooses in between: `select.within_budget`)."""
     settings = settings or Settings()
-    chosen = choose_episodes(store, since_seq, settings, seed)
+    chosen = choose_episodes(store, since_seq, settings, seed, adapter_id)
     return build_windows(store, tokenizer, chosen, since_seq=since_seq, max_seq_len=settings.max_seq_len,
                          duplicate_cap=settings.duplicate_cap)
 
 
-def _trained_through(new_steps: list[dict], heldout: set[str], since_seq: int) -> int:
-    """The newest seq this cycle's data covers, stopping before the held-out episodes, so the next cycle trains
-    on what this one held out."""
-    held = [s["seq"] for s in new_steps if s["episode_id"] in heldout]
-    if held:
-        return min(held) - 1
+def _trained_through(new_steps: list[dict], heldout: set[str], since_seq: int, left: set[str] = frozenset()) -> int:
+    """The newest seq this cycle's data covers: before the first step of a held-out episode (the next cycle
+    trains on what this one held out) and before the first step left out for the budget."""
+    waiting = [s["seq"] for s in new_steps if s["episode_id"] in heldout or s["id"] in left]
+    if waiting:
+        return max(since_seq, min(waiting) - 1)
     return max((s["seq"] for s in new_steps), default=since_seq)

@@ -2,7 +2,7 @@
 daemon writes after a window's cycles).
 
 Built from the `cycle` rows (`memory/cycles.py`) alone: each cycle's outcome and the gate's reasons, the tokens it
-trained and the time and CPU it took, held-out env CE before and after, and the look-ups that became recallable
+trained and the time and CPU it took, what it chose when over its budget, held-out env CE before and after, and the look-ups that became recallable
 or were lost. Only a promoted cycle changes what the agent recalls, so only promoted cycles count toward the
 totals of look-ups gained and lost. Commands and messages are stored text: printed as plain text, control
 characters escaped.
@@ -45,6 +45,7 @@ def cycle_entry(row: dict[str, Any]) -> dict[str, Any]:
         "heldout_ce": {"before": ce.get("current"), "after": ce.get("candidate"), "base": ce.get("base")} if ce
         else None,
         "recallable": m.get("recallable"),
+        "selection": m.get("selection") if (m.get("selection") or {}).get("chosen_steps") is not None else None,
         "recovered_cycles": m.get("recovered_cycles") or [],
     }
 
@@ -93,6 +94,9 @@ def render_text(report: dict[str, Any]) -> str:
             t = e["trained"]
             out.append(f"  trained {t['tokens']} tokens ({t['env_tokens']} env) in {t['optimizer_steps']} "
                        f"optimizer steps, {t['seconds']:.0f} s")
+        if sel := e.get("selection"):
+            out.append(f"  over its {sel['budget_minutes']:g}-minute budget: trained {sel['chosen_steps']} steps "
+                       f"chosen by {sel['selection']}; {sel['left_steps']} wait for a later cycle")
         if e["heldout_ce"] and e["heldout_ce"]["after"] is not None:
             out.append(f"  held-out env CE {e['heldout_ce']['before']:.3f} -> {e['heldout_ce']['after']:.3f}")
         failed = [r for r in e["reasons"] if not r["passed"]]
@@ -130,6 +134,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +153,8 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
             color=[colors.get(e["status"], "tab:gray") for e in entries])
     ax2.set_title("tokens trained per cycle (red: rejected, orange: yielded)")
     ax2.set_xlabel("cycle")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # cycles are whole numbers
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -95,12 +95,19 @@ def _add_span(spans: list[tuple[int, int]], a: int, b: int) -> None:
         spans.append((a, b))
 
 
+TYPED = "I typed this in my terminal:\n$ "
+"""How a command a person typed (`echo-agent shell`) reads in the transcript: their words, not the agent's reply."""
+
+
 def step_messages(step: Step, *, labelled: bool = True, settings: Settings | None = None) -> list[TranscriptMessage]:
     """The assistant reply (exactly as generated) and the observation for one step; for a step of the user's
     words (author human, no command: what they typed after declining a command), one user message, never
-    labelled."""
-    if step.get("author") == Author.HUMAN and step.get("command") is None:
-        return [TranscriptMessage("user", step.get("reply") or "")]
+    labelled; for a command the person typed themselves, a user message (`TYPED`) and its observation."""
+    if step.get("author") == Author.HUMAN:
+        if step.get("command") is None:
+            return [TranscriptMessage("user", step.get("reply") or "")]
+        return [TranscriptMessage("user", TYPED + step["command"]),  # a person's command: never an agent reply
+                observation_message(step, labelled=labelled, settings=settings)]
     return [TranscriptMessage("assistant", step.get("reply") or ""),
             observation_message(step, labelled=labelled, settings=settings)]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from echo_agent.cli import assistant, bench, logs, stats, updater
+from echo_agent.cli import assistant, bench, human, logs, stats, updater
 from echo_agent.cli.common import EchoAgentGroup
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def main_callback() -> None:
 app.command("ask")(assistant.ask_command)
 app.command("chat")(assistant.chat_command)
 app.command("exec")(assistant.exec_command)
+app.command("shell")(human.shell_command)
 app.add_typer(logs.logs_app, name="logs")
 app.command("stats")(stats.stats_command)
 app.command("update")(updater.update_command)

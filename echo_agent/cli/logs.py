@@ -58,10 +58,11 @@ def recent(
     if as_json:
         print_json(episodes)
         return
-    table = Table("id", "started", "status", "steps", "task")
+    table = Table("id", "started", "by", "status", "steps", "task")
     for e in episodes:
-        table.add_row(e["id"][:8], e["started_at"][:19], literal(e["status"]), str(e["n_steps"]),
-                      literal(_short(e["task"])))
+        human = e.get("session_kind") == "human"  # a command typed in `echo-agent shell`: shown as the command
+        table.add_row(e["id"][:8], e["started_at"][:16].replace("T", " "), "human" if human else "agent", literal(e["status"]),
+                      str(e["n_steps"]), literal(_short(f"$ {e['first_command']}" if human else e["task"])))
     Console().print(table)
 
 
@@ -115,9 +116,9 @@ def search(
     if as_json:
         print_json([{**h, "snippet": plain_snippet(h["snippet"])} for h in hits])
         return
-    table = Table("episode", "step", "command", "snippet")
+    table = Table("episode", "step", "by", "command", "snippet")
     for h in hits:
-        table.add_row(h["episode_id"][:8], str(h["idx"]), literal(_short(h["command"], 40)),
+        table.add_row(h["episode_id"][:8], str(h["idx"]), h.get("author") or "agent", literal(_short(h["command"], 40)),
                       highlighted(_short(h["snippet"], 80)))
     Console().print(table)
 

@@ -313,10 +313,11 @@ class TrajectoryStore:
         return chain[::-1]
 
     def recent_episodes(self, n: int = 20) -> list[dict]:
-        """Newest first, each with its step count."""
-        rows = self.rows(
-            "SELECT e.*, (SELECT count(*) FROM step s WHERE s.episode_id=e.id) AS n_steps "
-            "FROM episode e ORDER BY e.started_at DESC LIMIT ?", [n])
+        """Newest first, each with its step count, its session's kind and its first command."""
+        rows = self.rows("SELECT e.*, (SELECT count(*) FROM step s WHERE s.episode_id=e.id) AS n_steps, "
+                         "(SELECT kind FROM session x WHERE x.id=e.session_id) AS session_kind, (SELECT command FROM "
+                         "step s WHERE s.episode_id=e.id ORDER BY s.idx LIMIT 1) AS first_command FROM episode e "
+                         "ORDER BY e.started_at DESC LIMIT ?", [n])
         return [decode_episode(r) for r in rows]
 
     def running_episodes(self) -> list[dict]:
@@ -413,7 +414,7 @@ class TrajectoryStore:
         # Rank and cut inside FTS5 first, then read only those `limit` step rows: joining every match to `step`
         # would walk each large output's overflow pages to reach the later columns.
         return self.rows(
-            "SELECT s.id, s.episode_id, s.idx, s.command, s.started_at, e.task, f.rank, f.snippet "
+            "SELECT s.id, s.episode_id, s.idx, s.command, s.author, s.started_at, e.task, f.rank, f.snippet "
             "FROM (SELECT rowid, rank, snippet(step_fts, 1, ?, ?, '…', 12) AS snippet FROM step_fts "
             "      WHERE step_fts MATCH ? AND rowid >= ? ORDER BY rank LIMIT ?) f "
             "JOIN step s ON s.seq = f.rowid JOIN episode e ON e.id = s.episode_id ORDER BY f.rank",
@@ -421,20 +422,19 @@ class TrajectoryStore:
 
     def recent_runs(self, command: str, cwd: str | None, n: int, window: int = RECENT_RUNS_WINDOW
                     ) -> list[tuple[str, str | None]]:
-        """(output, status) of the newest `n` executed runs of exactly `command` in `cwd`, newest first, among
-        the newest `window` steps.
+        """(output, status) of the newest `n` runs of exactly `command` in `cwd` that the agent executed, newest
+        first, among the newest `window` steps (a person's terminal prints the same command differently).
 
         A range scan on seq, newest first: no index on `command` is paid by every write, and the FTS index is no
-        shortcut (a command's common words, `grep -r error`, have doclists as long as the store: ~300 ms at 100k
-        steps, against a few ms for this scan). The command is redacted first, as it was stored: a command
-        holding a secret matches nothing.
+        shortcut (`grep -r error`'s words have doclists as long as the store: ~300 ms at 100k steps, against a few
+        ms for this scan). The command is redacted first, as stored: a command holding a secret matches nothing.
         """
         command, hidden = redact(command, tuple(self.settings.redact_patterns))
         if hidden:
             return []
         return [(r["output"], r["status"]) for r in self.rows(
             "SELECT output, status FROM step WHERE seq > (SELECT coalesce(max(seq), 0) FROM step) - ? "
-            "AND command = ? AND cwd_before IS ? AND source = 'executed' ORDER BY seq DESC LIMIT ?",
+            "AND command = ? AND cwd_before IS ? AND source = 'executed' AND author = 'agent' ORDER BY seq DESC LIMIT ?",
             [window, command, cwd, n])]
 
     def set_surprise(self, surprise: dict[str, float]) -> None:

@@ -1,0 +1,1 @@
+"""`echo-agent shell`: the person's own bash, each typed command and its output recorded as a human step."""

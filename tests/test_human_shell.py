@@ -240,3 +240,42 @@ def test_job_control_and_completion_behave_as_in_bash(isolated_home, user_home):
     got = {s["command"]: s for s in steps(isolated_home)}
     assert got["sleep 30"]["exit_code"] == 148  # 128 + SIGTSTP, as bash reports a stopped job
     assert got["wc -l notes.txt "]["output"] == "200 notes.txt\n"
+
+
+def test_the_users_prompt_command_still_runs_and_typed_commands_stay_out_of_task_stats_until_forgotten(
+        isolated_home, user_home):
+    (user_home / ".bashrc").write_text("HISTCONTROL=ignoreboth\nPROMPT_COMMAND='PS1=\"me$ \"; n=$((n+1))'\n")
+    child = spawn(isolated_home, user_home)
+    child.expect_exact(PROMPT)  # their PROMPT_COMMAND sets PS1 at every prompt: the sign stays
+    run(child, "echo secret-project-notes")
+    run(child, "echo prompts $n")
+    finish(child)
+    got = steps(isolated_home)
+    assert got[-1]["output"] == "prompts 2\n"  # their PROMPT_COMMAND ran at each prompt
+    from echo_agent.memory import adapters as adapter_rows
+    from echo_agent.memory import queries
+    from echo_agent.memory.store import TrajectoryStore
+
+    with TrajectoryStore(isolated_home / "store.db") as store:
+        assert queries.task_counts(store) == [] and queries.episode_lookups(store) == []
+        adapter_rows.insert_adapter(store, id="a0001", parent_id=None, base_model="m", base_hash="h", path="/x",
+                                    status="candidate", trained_through_seq=0, n_env_tokens=0, metrics={})
+        adapter_rows.record_verdict(store, "a0001", status="promoted", metrics={}, step_ids=[s["id"] for s in got])
+    env = {**os.environ, "ECHO_AGENT_HOME": str(isolated_home)}
+    subprocess.run([ECHO_AGENT, "logs", "forget", "--query", "secret-project-notes", "--yes"], env=env, check=True,
+                   capture_output=True)
+    assert [s["command"] for s in steps(isolated_home)] == ["echo prompts $n"]
+    with TrajectoryStore(isolated_home / "store.db") as store:
+        assert adapter_rows.get_adapter(store, "a0001")["status"] == "stale"
+
+
+def test_recall_counts_the_agents_runs_only(isolated_home):
+    from echo_agent.memory.store import TrajectoryStore
+
+    with TrajectoryStore(isolated_home / "store.db") as store:
+        session = store.start_session()
+        for author in ("agent", "human", "human"):
+            episode = store.start_episode(session, "t", [])
+            store.record_step(episode, reply=None, command="cat a.conf", output=f"x = {author}\n",
+                              status="[exit 0]", cwd_before="/srv", author=author)
+        assert store.recent_runs("cat a.conf", "/srv", 3) == [("x = agent\n", "[exit 0]")]

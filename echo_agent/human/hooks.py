@@ -52,7 +52,8 @@ echo-agent-resume() { __ea_sign='SIGN_TEXT'; printf '\033]6973;R;1\007'; }
 if [ "$ECHO_AGENT_RECORDING" = 0 ]; then __ea_sign=''; else __ea_sign='SIGN_TEXT'; fi
 PS0='$(__ea_start)'"${PS0-}"
 PS1='${__ea_sign}'"${PS1-\s-\v\$ }"
-PROMPT_COMMAND="__ea_end${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
+__ea_ps1() { [[ $PS1 == '${__ea_sign}'* ]] || PS1='${__ea_sign}'"$PS1"; }  # after a PROMPT_COMMAND that sets PS1
+PROMPT_COMMAND="__ea_end${PROMPT_COMMAND:+;$PROMPT_COMMAND};__ea_ps1"
 """.replace("SIGN_TEXT", SIGN)
 
 

@@ -11,6 +11,9 @@ from typing import Any
 from echo_agent.memory.store import RECENT_RUNS_WINDOW, TrajectoryStore
 from echo_agent.records import StepKind, StepSource, task_identity
 
+_ASKED = "e.session_id NOT IN (SELECT id FROM session WHERE kind = 'human')"
+"""Episodes that were a task for the agent: not the commands a person typed in `echo-agent shell`."""
+
 
 def store_counts(store: TrajectoryStore) -> dict[str, Any]:
     """Sessions, episodes, steps (trainable, redacted), stored output characters, bytes on disk, episodes by
@@ -37,9 +40,10 @@ def store_counts(store: TrajectoryStore) -> dict[str, Any]:
 
 
 def task_counts(store: TrajectoryStore) -> list[dict]:
-    """Per task identity: episode count, first and last start, and episodes per day; most frequent first."""
+    """Per task identity (tasks asked of the agent): episode count, first and last start, and episodes per day;
+    most frequent first."""
     tasks: dict[str, dict] = {}
-    for row in store.rows("SELECT task, started_at FROM episode ORDER BY started_at"):
+    for row in store.rows(f"SELECT task, started_at FROM episode e WHERE {_ASKED} ORDER BY started_at"):
         task, started = task_identity(row["task"]), row["started_at"]
         t = tasks.setdefault(task, {"task": task, "episodes": 0, "first": started, "last": started, "by_day": {}})
         t["episodes"] += 1
@@ -49,12 +53,14 @@ def task_counts(store: TrajectoryStore) -> list[dict]:
 
 
 def episode_lookups(store: TrajectoryStore) -> list[dict[str, Any]]:
-    """Every episode, oldest first, with its status, answer and executed and recalled retrievals."""
+    """Every episode asked of the agent, oldest first, with its status, answer and executed and recalled
+    retrievals."""
     return store.rows(
         "SELECT e.id AS episode_id, e.task, e.started_at, e.adapter_id, e.status, e.answer, "
         "  coalesce(sum(s.kind=:retrieval AND s.source=:executed), 0) AS executed, "
         "  coalesce(sum(s.kind=:retrieval AND s.source=:recalled), 0) AS recalled "
-        "FROM episode e LEFT JOIN step s ON s.episode_id = e.id GROUP BY e.id ORDER BY e.started_at, e.rowid",
+        f"FROM episode e LEFT JOIN step s ON s.episode_id = e.id WHERE {_ASKED} GROUP BY e.id "
+        "ORDER BY e.started_at, e.rowid",
         {"retrieval": StepKind.RETRIEVAL, "executed": StepSource.EXECUTED, "recalled": StepSource.RECALLED})
 
 

@@ -133,3 +133,13 @@ def test_a_cycle_over_budget_leaves_the_rest_pending_and_a_later_cycle_trains_it
     again = {r["step_id"] for r in store.rows("SELECT step_id FROM adapter_step WHERE adapter_id=?",
                                               [later.adapter_id])}
     assert left <= again and not (trained & again)
+
+
+def test_a_window_is_valued_by_its_pending_steps_only():
+    from echo_agent.updater.dataset import Window
+    from echo_agent.updater.select import _value
+
+    w = Window(input_ids=list(range(10)), env_mask=[False, True, True, False, False, True, True, True, True, False],
+               action_mask=[False] * 10, step_ids=[None, "trained", "trained", None, None, "p", "p", "p", "p", None])
+    assert _value(w, {"p": 1.0}, {"p": 2.0}) == pytest.approx(2.0 * 4 / 10)  # the trained step counts nothing
+    assert _value(w, {"p": 1.0}, {"p": None}) is None  # not measured yet: ranked after the measured

@@ -168,7 +168,7 @@ def _value(x: Window, w: dict[str, float], surprise: dict[str, float | None]) ->
     """CE the window's labelled steps would remove, weighted, per token it costs (None: a step not measured)."""
     counts: dict[str, int] = {}
     for sid, env in zip(x.step_ids, x.env_mask, strict=True):
-        if env and sid is not None:
+        if env and sid in surprise:  # a pending step (another in the episode may be trained already)
             counts[sid] = counts.get(sid, 0) + 1
     if any(surprise.get(sid) is None for sid in counts):
         return None

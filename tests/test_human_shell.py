@@ -279,3 +279,22 @@ def test_recall_counts_the_agents_runs_only(isolated_home):
             store.record_step(episode, reply=None, command="cat a.conf", output=f"x = {author}\n",
                               status="[exit 0]", cwd_before="/srv", author=author)
         assert store.recent_runs("cat a.conf", "/srv", 3) == [("x = agent\n", "[exit 0]")]
+
+
+def test_a_command_that_can_be_neither_stored_nor_spooled_is_said_every_time(tmp_path):
+    from echo_agent.config import Settings
+    from echo_agent.human.recorder import SPOOL, Recorder
+
+    (tmp_path / "store.db").mkdir()  # no store can open here
+    (tmp_path / SPOOL).mkdir()  # and no spool can be appended to
+    said: list[str] = []
+    rec = Recorder(tmp_path, Settings(), said.append)
+    rec.mark(Mark("E", ("0", "/tmp", "1")))
+    for n, command in ((2, "echo one"), (3, "echo two")):
+        rec.mark(Mark("S", (str(n), command, "/tmp")))
+        rec.output(b"out\r\n")
+        rec.mark(Mark("E", ("0", "/tmp", str(n))))
+    rec.close()
+    lost = [s for s in said if "could not be recorded or kept" in s]
+    assert sum(int(s.split("echo-agent: ")[1].split()[0]) for s in lost) == 2  # both said, none silently
+    assert any("cannot read" in s for s in said)

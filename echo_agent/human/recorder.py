@@ -144,7 +144,7 @@ class Recorder:
 
     def _write(self, batch: list[Typed]) -> None:
         spool = self.home / SPOOL
-        waiting = [Typed(**json.loads(line)) for line in spool.read_text().splitlines()] if spool.exists() else []
+        waiting = self._spooled(spool)
         todo = waiting + batch
         if not todo:
             return
@@ -153,18 +153,41 @@ class Recorder:
         except Exception as e:  # noqa: BLE001 - the shell goes on whatever the store does
             if waiting:
                 todo = batch  # already in the spool
-            with open(spool, "a") as f:
-                for t in todo:
-                    f.write(json.dumps(asdict(t)) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            if not self.warned:
-                self.warned = True
-                self.warn(f"echo-agent: commands are not being recorded ({str(e).splitlines()[0][:120]}); "
-                          f"they wait in {spool}")
+            why = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            try:
+                with open(spool, "a") as f:
+                    for t in todo:
+                        f.write(json.dumps(asdict(t)) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as full:  # nowhere to keep them: said, every time, never silently
+                self.warn(f"echo-agent: {len(todo)} command(s) could not be recorded or kept ({why}; {full})")
+                return
+            self._say_once(f"echo-agent: commands are not being recorded ({why}); they wait in {spool}")
             return
         if waiting:
             spool.unlink(missing_ok=True)
+
+    def _spooled(self, spool: Path) -> list[Typed]:
+        """What waits in the spool; a line that is not a spooled step is said once and left there."""
+        try:
+            lines = spool.read_text().splitlines() if spool.exists() else []
+        except (OSError, UnicodeDecodeError) as e:
+            self._say_once(f"echo-agent: cannot read {spool} ({e})")
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(Typed(**json.loads(line)))
+            except (ValueError, TypeError):
+                self._say_once(f"echo-agent: {spool} holds a line that is not a recorded command; fix or move it")
+                return []
+        return out
+
+    def _say_once(self, line: str) -> None:
+        if not self.warned:
+            self.warned = True
+            self.warn(line)
 
     def _store(self, todo: list[Typed]) -> None:
         from echo_agent.memory.store import TrajectoryStore

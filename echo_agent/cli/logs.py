@@ -61,8 +61,9 @@ def recent(
     table = Table("id", "started", "by", "status", "steps", "task")
     for e in episodes:
         human = e.get("session_kind") == "human"  # a command typed in `echo-agent shell`: shown as the command
-        table.add_row(e["id"][:8], e["started_at"][:16].replace("T", " "), "human" if human else "agent", literal(e["status"]),
-                      str(e["n_steps"]), literal(_short(f"$ {e['first_command']}" if human else e["task"])))
+        table.add_row(e["id"][:8], e["started_at"][:16].replace("T", " "), "human" if human else "agent",
+                      literal(e["status"]), str(e["n_steps"]),
+                      literal(_short(f"$ {e['first_command']}" if human else e["task"])))
     Console().print(table)
 
 
@@ -118,8 +119,8 @@ def search(
         return
     table = Table("episode", "step", "by", "command", "snippet")
     for h in hits:
-        table.add_row(h["episode_id"][:8], str(h["idx"]), h.get("author") or "agent", literal(_short(h["command"], 40)),
-                      highlighted(_short(h["snippet"], 80)))
+        table.add_row(h["episode_id"][:8], str(h["idx"]), h.get("author") or "agent",
+                      literal(_short(h["command"], 40)), highlighted(_short(h["snippet"], 80)))
     Console().print(table)
 
 

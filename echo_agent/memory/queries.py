@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,6 @@ def train_speed(store: TrajectoryStore) -> float | None:
     rows = store.rows("SELECT metrics FROM cycle WHERE metrics LIKE '%tokens_per_s%' ORDER BY id DESC LIMIT 1")
     if not rows:
         return None
-    import json
-
     speed = json.loads(rows[0]["metrics"]).get("train", {}).get("tokens_per_s")
     return float(speed) if speed else None
 

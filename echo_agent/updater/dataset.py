@@ -398,18 +398,9 @@ def build_windows(store: TrajectoryStore, tokenizer: Any, chosen: CycleEpisodes,
 
 def step_windows(store: TrajectoryStore, tokenizer: Any, step_ids: Sequence[str], max_seq_len: int) -> list[Window]:
     """Windows of the episodes holding `step_ids`, in the agent's context, with only those steps labelled."""
-    from echo_agent.transcript import render
-
     wanted = set(step_ids)
-    episode_now, steps_of = _redacted_now(store)
-    out: list[Window] = []
-    for episode_id in dict.fromkeys(store.get_step(s)["episode_id"] for s in step_ids):
-        ep = episode_now(store.get_episode(episode_id))
-        earlier = [(episode_now(e), steps_of(e["id"])) for e in store.episode_chain(episode_id)]
-        rendered = render(ep, steps_of(episode_id), earlier,
-                          labelled=lambda s, e=episode_id: s["id"] in wanted and s["episode_id"] == e)
-        out += episode_windows(tokenizer, rendered, max_seq_len, episode_id)[0]
-    return [w for w in out if w.n_env_tokens]
+    episodes = [store.get_episode(e) for e in dict.fromkeys(store.get_step(s)["episode_id"] for s in step_ids)]
+    return render_windows(store, tokenizer, episodes, lambda s: s["id"] in wanted, max_seq_len)[0]
 
 
 def select_cycle_data(store: TrajectoryStore, tokenizer: Any, *, since_seq: int, settings: Settings | None = None,

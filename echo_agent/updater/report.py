@@ -2,8 +2,8 @@
 daemon writes after a window's cycles).
 
 Built from the `cycle` rows (`memory/cycles.py`) alone: each cycle's outcome and the gate's reasons, the tokens it
-trained and the time and CPU it took, what it chose when over its budget, held-out env CE before and after, and the look-ups that became recallable
-or were lost. Only a promoted cycle changes what the agent recalls, so only promoted cycles count toward the
+trained and the time and CPU it took, what it chose when over its budget, held-out env CE before and after, and
+the look-ups that became recallable or were lost. Only a promoted cycle changes what the agent recalls, so only promoted cycles count toward the
 totals of look-ups gained and lost. Commands and messages are stored text: printed as plain text, control
 characters escaped.
 """

@@ -124,8 +124,11 @@ def within_budget(store: TrajectoryStore, peft_model: Any, tokenizer: Any, chose
         metrics.update(surprise_pass_s=round(time.monotonic() - start, 1), surprise_measured=measured,
                        collapsed=sum(1 for v in w.values() if v == 0),
                        down_weighted=sum(1 for v in w.values() if 0 < v < 1))
-        ranked.sort(key=lambda x: (-_value(x, w, surprise) if _value(x, w, surprise) is not None else 1,
-                                   -_newest(x, by_id)))
+        def rank(x: Window) -> tuple[float, int]:  # measured windows by value, then the rest; newest first
+            value = _value(x, w, surprise)
+            return (-value if value is not None else 1, -_newest(x, by_id))
+
+        ranked.sort(key=rank)
     elif settings.cycle_selection == Selection.RANDOM:
         random.Random(cfg.seed).shuffle(ranked)
     left_s = max(0.0, budget_s - (time.monotonic() - start))

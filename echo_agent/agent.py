@@ -8,10 +8,10 @@ input at a prompt, which ends the episode as Ctrl-C does). A task looked up here
 memory, with nothing run, when the model is sure of the answer and it agrees with what was seen (`remembering.py`).
 An answer is grounded (`grounding.py`) before it is given: one that states what the observations do not hold is
 replaced by the output it should have read. A new task's first command is chosen by the model among its own reply
-and its examples adapted to the task (`choosing.py`); when it fails, the next candidates and a search for the
-task's rarest word run before the model answers. Every step is committed to the store as it completes; the context
-is built from the stored (redacted) steps with `transcript.py`, so what the model saw is exactly what the updater
-trains on.
+and its examples adapted to the task (`choosing.py`); when it fails or prints nothing about the task, a search of
+the files here for the task's words (`searching.py`) and the next candidate run before the model answers. Every
+step is committed to the store as it completes; the context is built from the stored (redacted) steps with
+`transcript.py`, so what the model saw is exactly what the updater trains on.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import functools
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echo_agent import observation as obs
 from echo_agent import recall, remembering
+from echo_agent.agent_config import AgentConfig, Verify
 from echo_agent.choosing import candidates, fallbacks, rank
 from echo_agent.config import Settings
 from echo_agent.grounding import ground
@@ -38,6 +38,7 @@ from echo_agent.prompting import build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource, check_task
 from echo_agent.repair import absence_check, fix_missing_file
 from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
+from echo_agent.searching import about_task, task_terms
 from echo_agent.shell.risk import READ_ONLY, Risk, classify, is_read_only
 from echo_agent.transcript import build_context, fit_context, live_step
 
@@ -61,78 +62,6 @@ class Declined(Exception):
     """The user declined a command and gave nothing else to do (or the model proposed it again)."""
 
 
-class Verify(StrEnum):
-    """Which confident recalls are executed anyway (AgentConfig.verify)."""
-
-    SAMPLE = "sample"
-    """A systematic sample of `verify_fraction` of them."""
-    ALL = "all"
-    """Every retrieval is predicted in full and executed: calibration data."""
-    NONE = "none"
-
-
-@dataclass
-class AgentConfig:
-    """How one agent runs. A field left None takes its value from the Settings the Agent is given, once, when
-    the Agent is built (`resolved`)."""
-
-    max_steps: int = 8
-    """Replies the model may give in one episode."""
-    max_seconds: float = 300.0
-    """Wall time for one episode."""
-    command_timeout: float | None = None
-    """Seconds before a command is interrupted; None takes Settings.command_timeout."""
-    max_new_tokens: int = 200
-    """Longest reply."""
-    yes: bool = False
-    """Approve every command except the deny list."""
-    examples: int = 4
-    """In-context task → command examples in the prompt."""
-    listing: int = 40
-    """Names of the working directory's entries shown in the system prompt (0: none)."""
-    repair: bool = True
-    """Run a look-up that names a missing file with the one existing file the task names (repair.py)."""
-    choose: bool = True
-    """Choose a new task's first command by the model's score among its own reply and its examples adapted to the
-    task (choosing.py)."""
-    show_output: bool = True
-    """Follow an answer with the short output it came from (grounding.py)."""
-    prompt: list[dict[str, str]] | None = None
-    """A fixed prompt (system message and any examples) instead of the built one; benchmarks use a short one,
-    since every prompt token costs training time."""
-    prefill: bool = True
-    """Open the model's replies: "```bash" for a new task's first reply, "```" after it (a small model needs
-    this: left alone it often answers in prose)."""
-    context_chars: int = 6000
-    """Context budget in characters; the oldest steps are dropped first (the prompt and task always stay)."""
-    recall: bool = True
-    """Answer read-only commands from the model's prediction when it is confident (never other commands)."""
-    memory: bool = True
-    """Answer a task looked up here before from the model's memory, with nothing run, when it is sure and the answer
-    agrees with what was seen (remembering.py); only with `recall` on and `verify` not "all"."""
-    verify: Verify = Verify.SAMPLE
-    """Which confident recalls are executed anyway. The sample is systematic from a random start (see `seed`):
-    each confident recall is verified with probability verify_fraction, as in a random draw, but of n recalls in
-    a session floor or ceil of n x verify_fraction are."""
-    recall_threshold: float | None = None
-    """Minimum token log-prob for a recall; None takes Settings.recall_threshold."""
-    verify_fraction: float | None = None
-    """None takes Settings.recall_verify_fraction."""
-    seed: int | None = None
-    """Seeds the choice of recalls to verify (the bench's runs repeat); None draws a fresh random start, so that
-    one-task sessions (`echo-agent ask`) verify their share too: a fixed start would skip the same first recalls in
-    every session."""
-
-    def resolved(self, settings: Settings) -> AgentConfig:
-        """This config with every None that means "the setting" replaced by the setting's value."""
-        return replace(
-            self,
-            command_timeout=settings.command_timeout if self.command_timeout is None else self.command_timeout,
-            recall_threshold=settings.recall_threshold if self.recall_threshold is None else self.recall_threshold,
-            verify_fraction=(settings.recall_verify_fraction if self.verify_fraction is None
-                             else self.verify_fraction))
-
-
 @dataclass
 class EpisodeResult:
     episode_id: str | None
@@ -143,9 +72,13 @@ class EpisodeResult:
     """The answer came from memory: nothing was run or recalled."""
 
 
-def _failed(step: dict[str, Any]) -> bool:
-    """Whether the step's command ran and did not work (`obs.did_not_work`: a look-up that printed nothing too)."""
+def _failed(step: dict[str, Any], held: list[str] | None = None) -> bool:
+    """Whether the step's command ran and did not work (`obs.did_not_work`: a look-up that printed nothing too), or
+    a look-up printed nothing about the task: none of `held`, its words that files here hold (`ss -ltnp` for "which
+    port does the web container publish"; `searching.task_terms`)."""
     output = (step.get("output") or "") if step.get("kind") == StepKind.RETRIEVAL else None
+    if output is not None and not about_task(output, held or []):
+        return True
     return step.get("source") == StepSource.EXECUTED and obs.did_not_work(step.get("status"), step.get("note"), output)
 
 
@@ -179,6 +112,7 @@ class Agent:
         self._task = ""
         self._ranked: list[str] = []  # a new task's first candidates, best first (choosing.py)
         self._fallbacks: list[str] | None = None  # what runs next while they fail, once asked for
+        self._held: list[str] | None = None  # the task's words that files here hold, once asked for
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
             session_id = store.start_session(kind=SessionKind.AGENT, model=getattr(policy, "name", None), shell="bash")
@@ -199,7 +133,7 @@ class Agent:
             episode_id = self.store.start_episode(self.session_id, task, {"messages": prompt},
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
         result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
-        self.declined, self._task, self._ranked, self._fallbacks = [], task, [], None
+        self.declined, self._task, self._ranked, self._fallbacks, self._held = [], task, [], None, None
         started = time.monotonic()
         try:
             if (remembered := self._from_memory(prompt, task, earlier)) is not None:
@@ -236,8 +170,10 @@ class Agent:
         messages = fit_context(context, len(prompt), self.config.context_chars)
         # A new task starts with a look-up; later replies (and chat follow-ups) may answer.
         prefill = ("```bash\n" if not result.steps and not earlier else "```") if self.config.prefill else ""
-        if self._ranked and result.steps and all(_failed(s) for s in result.steps):
-            if self._fallbacks is None:  # every look-up so far failed: try the next candidate, then a search
+        if self._ranked and result.steps and self._held is None:
+            self._held = task_terms(task, self.shell.cwd)
+        if self._ranked and result.steps and all(_failed(s, self._held) for s in result.steps):
+            if self._fallbacks is None:  # every look-up so far failed: a search, then the next candidate
                 self._fallbacks = fallbacks(task, self._ranked, self.shell.cwd)
             ran = {s.get("command") for s in result.steps}
             while self._fallbacks:

@@ -11,15 +11,16 @@ left out while others remain (`candidates`). Every candidate is still classified
 
 A task that names no file here may still be about one: "which region does the deploy script use" is about
 scripts/deploy.sh, "what postgres version does docker compose run" about docker-compose.yml. A file whose name
-shares a word with the task (`related_files`) is read with `cat`, and then only commands naming such a file are
-kept. When the chosen look-up fails (it exits non-zero), the agent runs the next candidate in the model's order,
-then a search for the task's rarest word in the files here (`fallbacks`), before the model answers.
+shares a word with the task (`related_files`) is read (`read_command`: `cat`, or a search of it when it is too
+long to show), and then only commands naming such a file are kept. When the chosen look-up fails (it exits
+non-zero, or prints nothing about the task: agent.py), the agent runs the search of the files here for the
+task's words (`searching.content_search`), then the next candidate in the model's order (`fallbacks`), before
+the model answers.
 """
 
 from __future__ import annotations
 
 import glob
-import os
 import re
 import shlex
 import subprocess
@@ -28,46 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from echo_agent import observation as obs
-from echo_agent.examples import STOPWORDS, stem
+from echo_agent.examples import stem
 from echo_agent.grounding import LITERAL_ECHO
 from echo_agent.replies import CLOSE
+from echo_agent.searching import (
+    READ_BYTES,
+    content_search,
+    is_path,
+    names,
+    read_command,
+    related_files,
+)
 from echo_agent.shell.risk import is_read_only
 
 if TYPE_CHECKING:
     from echo_agent.models.base import ChatMessage, ModelBackend
 
-_WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
 _PART_RE = re.compile(r"\w[\w.-]*\w|\w")
-GENERIC = frozenset(
-    "folder folders directory directories dir file files line lines text content contents name names called "
-    "many much count number list show find print value set setting inside below under".split())
-"""Words a task uses for what it asks about rather than which thing: never a name to swap in."""
-FILE_WORDS = frozenset("md txt json yml yaml toml cfg conf ini sh py js ts log csv lock example sample".split())
-"""Parts of a file's name that say what kind of file it is, not what it is about."""
-WALK_DEPTH = 2
-"""Folders below the working directory that `related_files` and `fallbacks` look into."""
-WALK_FILES = 400
-"""Most files they look at: the working directory may be a home directory."""
-READ_BYTES = 64 * 1024
-"""Largest file they read or offer to `cat`."""
 SUBCOMMANDS = frozenset("git docker kubectl systemctl npm pip apt cargo go".split())
 """Programs whose second word is a subcommand, which no task's wording may replace."""
-
-
-def _is_path(word: str) -> bool:
-    return "." in word.strip(".") or "/" in word
-
-
-def _names(text: str) -> list[str]:
-    """The words of `text` that could name something (no stop word, no generic word), in order, as written."""
-    out: list[str] = []
-    for w in _WORD_RE.findall(text):
-        w = w.rstrip(".")
-        if len(w) == 1 and w.isalpha():  # the "s" of "commit's", not a name
-            continue
-        if w.lower() not in STOPWORDS and w.lower() not in GENERIC and w not in out:
-            out.append(w)
-    return out
 
 
 def adapt(example_task: str, example_command: str, task: str, exists: Callable[[str], bool] = lambda _: False,
@@ -86,14 +66,14 @@ def adapt(example_task: str, example_command: str, task: str, exists: Callable[[
              if i == 0 or command_words[i - 1] in ("|", "&&", ";") or (i == 1 and w.isalpha()
                                                                        and command_words[0] in SUBCOMMANDS)}
     in_command = {stem(w) for cw in command_words if cw not in fixed for w in [cw, *_PART_RE.findall(cw)]}
-    seen = {stem(w) for w in _names(example_task)}
-    kept = {stem(w) for w in _names(task)}  # a name the task shares stays as it is ("version" for "version")
-    slots = [w for w in _names(example_task) if stem(w) in in_command and stem(w) not in kept]
-    fills = [w for w in _names(task) if stem(w) not in seen]
+    seen = {stem(w) for w in names(example_task)}
+    kept = {stem(w) for w in names(task)}  # a name the task shares stays as it is ("version" for "version")
+    slots = [w for w in names(example_task) if stem(w) in in_command and stem(w) not in kept]
+    fills = [w for w in names(task) if stem(w) not in seen]
     adapted = example_command
     for want_path in (True, False):
-        s = [w for w in slots if _is_path(w) == want_path]
-        f = [w for w in fills if _is_path(w) == want_path]
+        s = [w for w in slots if is_path(w) == want_path]
+        f = [w for w in fills if is_path(w) == want_path]
         if not want_path and len(f) > len(s):
             f = [] if not s else [w for w in f if exists(w)]
         if len(s) != len(f):
@@ -123,7 +103,7 @@ def _missing_path(command: str, cwd: Path) -> bool:
     except ValueError:
         return True
     for w in words:
-        if not _is_path(w) or w.startswith(("-", "~", "$")) or re.search(r"[{}$]", w):
+        if not is_path(w) or w.startswith(("-", "~", "$")) or re.search(r"[{}$]", w):
             continue
         if re.search(r"[*?\[]", w):
             if not glob.glob(str(cwd / w)):  # cwd / an absolute path is that path
@@ -170,7 +150,8 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     no look-up naming a path missing in `cwd` (an action may name one it is about to make); none that
     `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up); and, when the
     task names something that is here, only those that name it too. A task that names nothing here but shares a
-    word with files here (`related_files`) gets `cat` of each, and keeps only the commands that name one."""
+    word with files here (`related_files`) gets a read of each (`read_command`), and keeps only the commands
+    that name one."""
     here = Path(cwd)
     if quoted := quoted_commands(task):
         return quoted
@@ -186,9 +167,9 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     found = _keep(found, lambda c: is_read_only(c) and _missing_path(c, here))
     found = _keep(found, lambda c: not runnable(c))
     found = _keep(found, lambda c: LITERAL_ECHO.fullmatch(c) is not None)
-    named = [w for w in _names(task) if (here / w).exists()]
+    named = [w for w in names(task) if (here / w).exists()]
     if not named and (related := related_files(task, here)):
-        found += [c for c in (f"cat {shlex.quote(f)}" for f in related) if c not in found]
+        found += [c for c in (read_command(task, f, here) for f in related) if c not in found]
         return _keep(found, lambda c: not any(_mentions(c, f) for f in related))
     return _keep(found, lambda c: not all(_mentions(c, w) for w in named))
 
@@ -212,70 +193,15 @@ def rank(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, c
     return [commands[i] for i in sorted(range(len(commands)), key=lambda i: (-scores[i], i))]
 
 
-def _text_files(cwd: Path) -> list[Path]:
-    """Readable text files here and up to WALK_DEPTH folders down (hidden ones and their contents aside), at
-    most WALK_FILES of them, in a stable order."""
-    out: list[Path] = []
-    for top, dirs, files in os.walk(cwd):
-        depth = len(Path(top).relative_to(cwd).parts)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")
-                         and depth < WALK_DEPTH)
-        for name in sorted(files):
-            path = Path(top) / name
-            if name.startswith(".") or not path.is_file() or path.stat().st_size > READ_BYTES:
-                continue
-            try:
-                with path.open("rb") as f:
-                    if b"\0" in f.read(1024):
-                        continue
-            except OSError:
-                continue
-            out.append(path)
-            if len(out) >= WALK_FILES:
-                return out
-    return out
-
-
-def related_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
-    """Files here whose name shares a word with the task ("the deploy script" -> scripts/deploy.sh, "docker
-    compose" -> docker-compose.yml), relative to `cwd`: most shared words first, then the shallowest."""
-    here = Path(cwd)
-    wanted = {stem(w) for w in _names(task) if not _is_path(w)}
-    found = []
-    for path in _text_files(here) if wanted else []:
-        parts = {stem(p) for p in re.split(r"[-_.]+", path.name) if p} - FILE_WORDS
-        if shared := len(parts & wanted):
-            rel = path.relative_to(here).as_posix()
-            found.append((-shared, rel.count("/"), rel))
-    return [rel for *_, rel in sorted(found)[:limit]]
-
-
-def rarest_word(task: str, cwd: str | Path) -> str | None:
-    """The word of the task (four letters or more, not a path) found in the fewest files here, but in one at
-    least; the longer on a tie. None when no such word is in any file."""
-    words = [w for w in _names(task) if len(w) >= 4 and not _is_path(w) and re.fullmatch(r"[\w-]+", w)]
-    if not words:
-        return None
-    counts = dict.fromkeys(words, 0)
-    for path in _text_files(Path(cwd)):
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        for w in words:
-            counts[w] += re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE) is not None
-    seen = [w for w in words if counts[w]]
-    return min(seen, key=lambda w: (counts[w], -len(w))) if seen else None
-
-
 def fallbacks(task: str, ranked: list[str], cwd: str | Path, limit: int = 2) -> list[str]:
-    """What to run, in order, when the chosen look-up fails: `cat` of the files the task names, the next
-    candidates in the model's order, then a search of the files here for the task's rarest word; read-only
-    commands only, at most `limit`."""
+    """What to run, in order, when the chosen look-up fails: a read of the files the task names
+    (`read_command`), a search of the files here for the task's words (`searching.content_search`), then the
+    next candidates in the model's order; read-only commands only, at most `limit`."""
     here = Path(cwd)
-    named = [w for w in _names(task) if _is_path(w) and (here / w).is_file()
+    named = [w for w in names(task) if is_path(w) and (here / w).is_file()
              and (here / w).stat().st_size <= READ_BYTES]
-    out = [f"cat {shlex.quote(w)}" for w in named] + [c for c in ranked[1:] if is_read_only(c)]
-    if word := rarest_word(task, cwd):
-        out.append(f"grep -rniw --exclude-dir=.git {shlex.quote(word)} .")
+    out = [read_command(task, w, here) for w in named]
+    if search := content_search(task, here):
+        out.append(search)
+    out += [c for c in ranked[1:] if is_read_only(c)]
     return list(dict.fromkeys(out))[:limit]

@@ -107,7 +107,10 @@ def test_a_program_the_shell_lacks_is_not_put_to_the_user_and_the_model_replies_
     assert ui.asked == [] and result.answer == "The port is 8123."
     first = store.episode_steps(result.episode_id)[0]
     assert first["note"] == obs.no_command_marker("list") and first["status"] is None and first["trainable"] == 0
-    assert opened == ["```bash\n", "```", "```"]
+    # the search of the files for "port" read app.conf after it; the model's own `cat app.conf` would read it
+    # again, so it is asked for its answer instead
+    assert [s["command"] for s in result.steps] == ["list reports", "cat app.conf"]
+    assert opened == ["```bash\n", "```", "```answer\n"]
 
 
 def test_a_writer_or_a_known_program_is_still_asked_about(workspace, store):

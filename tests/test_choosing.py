@@ -12,10 +12,9 @@ from echo_agent.choosing import (
     fallbacks,
     prompt_examples,
     rank,
-    rarest_word,
-    related_files,
 )
 from echo_agent.models.scripted import ScriptedBackend
+from echo_agent.searching import related_files
 from echo_agent.shell import ShellSession
 
 
@@ -74,7 +73,7 @@ def test_degenerate_replies_and_missing_paths_are_left_out(tmp_path):
 def test_a_degenerate_reply_with_no_example_to_adapt_gives_way_to_the_fallbacks(tmp_path):
     here = _project(tmp_path)
     copied = "grep: type: storage: odile\n[exit 0]\n[exit 1]"  # an output written where the command goes
-    assert candidates("who looks after storage", [], copied, here) == ["grep -rniw --exclude-dir=.git storage ."]
+    assert candidates("who looks after storage", [], copied, here) == ["cat MAINTAINERS"]  # the one file with it
     assert candidates("what is the weather", [], copied, here) == [copied]  # no fallback either: it stays
 
 
@@ -143,13 +142,13 @@ def test_a_file_the_task_is_about_is_read_when_the_task_names_none(tmp_path):
     assert candidates("what time is it in tokyo", prompt, "date +%Z", here) == ["date +%Z", "date"]
 
 
-def test_after_a_failed_look_up_the_next_candidate_then_the_rarest_word(tmp_path):
+def test_after_a_failed_look_up_a_search_of_the_files_then_the_next_candidate(tmp_path):
     here = _project(tmp_path)
-    assert rarest_word("who looks after storage", here) == "storage"
-    assert rarest_word("who handles the network", here) == "network"  # in two files, but the only one found
-    assert rarest_word("what is the weather", here) is None
-    assert fallbacks("who looks after storage", ["who storage", "cat MAINTAINERS", "rm -rf x"], here) == [
-        "cat MAINTAINERS", "grep -rniw --exclude-dir=.git storage ."]
+    assert fallbacks("who looks after storage", ["who storage", "ls tools", "rm -rf x"], here) == [
+        "cat MAINTAINERS", "ls tools"]  # the one file holding "storage" is short: read whole; never the rm
+    assert fallbacks("who handles the network", ["who", "ls"], here) == [
+        "grep -n -i -C1 -E network MAINTAINERS notes.txt", "ls"]  # two files hold it as much: both searched
+    assert fallbacks("what is the weather", ["curl wttr.in", "date"], here) == ["date"]  # no file holds a word
     # the file the task names is read first; the first candidate is the look-up that failed
     assert fallbacks("what arch is set in build-matrix.toml", ["file build-matrix.toml", "ls"], here) == [
         "cat build-matrix.toml", "ls"]
@@ -162,20 +161,20 @@ def test_the_agent_runs_the_fallbacks_while_its_look_ups_fail(tmp_path, isolated
     backend = Scores(["```bash\ncat OWNERS\n```", "```answer\nodile.marsh\n```"], best="cat OWNERS")
     with ShellSession(cwd=here) as shell:
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
-    assert [s["command"] for s in result.steps] == ["cat OWNERS", "grep -rniw --exclude-dir=.git storage ."]
-    assert result.steps[1]["reply"] == "```bash\ngrep -rniw --exclude-dir=.git storage .\n```"
+    assert [s["command"] for s in result.steps] == ["cat OWNERS", "cat MAINTAINERS"]
+    assert result.steps[1]["reply"] == "```bash\ncat MAINTAINERS\n```"
     assert "odile.marsh" in result.steps[1]["output"] and result.answer.startswith("odile.marsh")
     # a program the shell does not have is a look-up that failed too
     backend = Scores(["```bash\nstoragectl owner\n```", "```answer\nodile.marsh\n```"], best="storagectl")
     with ShellSession(cwd=here) as shell:
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
-    assert [s["command"] for s in result.steps] == ["storagectl owner", "grep -rniw --exclude-dir=.git storage ."]
+    assert [s["command"] for s in result.steps] == ["storagectl owner", "cat MAINTAINERS"]
     assert "no command named storagectl" in result.steps[0]["note"] and "odile.marsh" in result.steps[1]["output"]
     # so is one that exited 0 and printed nothing: there is nothing in it to answer from
     backend = Scores(["```bash\nfind . -name storage\n```", "```answer\nodile.marsh\n```"], best="find")
     with ShellSession(cwd=here) as shell:
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
-    assert [s["command"] for s in result.steps] == ["find . -name storage", "grep -rniw --exclude-dir=.git storage ."]
+    assert [s["command"] for s in result.steps] == ["find . -name storage", "cat MAINTAINERS"]
     assert result.steps[0]["status"] == "[exit 0]" and result.steps[0]["output"] == ""
     # a first look-up that works: the model answers from it, no fallback runs
     backend = Scores(["```bash\ncat MAINTAINERS\n```", "```answer\nodile.marsh\n```"], best="cat MAINTAINERS")

@@ -43,7 +43,13 @@ def test_cases_are_answered_tasks_whose_first_command_worked(store, tmp_path):
         silent = run(store, shell, "who owns app.conf", "```bash\nfind . -name owner\n```",
                      "```answer\nnobody\n```")  # exits 0, prints nothing: a failed look-up to the agent
         unanswered = run(store, shell, "list the files", "```bash\nls\n```", "```bash\nls -a\n```")  # step limit
-    ids = [again, ok, failed, unsupported, quoted, follow_up, silent, unanswered]
+        (tmp_path / "OWNERS").write_text("payments: ilse.brandt\n")
+        agent = Agent(ScriptedBackend(["```bash\nnproc\n```", "```answer\nilse.brandt\n```"]), shell, store,
+                      config=AgentConfig(examples=0, memory=False, max_steps=3))
+        searched = agent.run("who looks after payments")  # nproc printed nothing about payments: cat OWNERS ran
+        assert [s["command"] for s in searched.steps] == ["nproc", "cat OWNERS"]
+        assert searched.answer.startswith("ilse.brandt")
+    ids = [again, ok, failed, unsupported, quoted, follow_up, silent, unanswered, searched.episode_id]
     found = policy.cases(store, ids, limit=10)
     # One case per task and directory, the first in the order given: the newer run of the port question.
     assert [(c.episode_id, c.command, c.cwd) for c in found] == [(again, "grep port app.conf", str(tmp_path))]

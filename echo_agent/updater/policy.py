@@ -3,8 +3,9 @@
 A promoted adapter recalls outputs; it chooses the agent's commands only when this check passes, since training on
 outputs moves the replies too (docs/measurements.md, "With the model in charge"). A case is an episode that was a new task
 (no chat parent) answered in the model's own supported words (not an output or "could not tell" put in their
-place, `grounding.replaced`), whose first reply's command ran, exited 0 and printed something (the agent counts
-one that printed nothing as failed, and falls back to others), and whose task quotes no command
+place, `grounding.replaced`), whose first reply's command ran, exited 0 and printed something about the task (the
+agent counts one that printed nothing, or nothing about the task, as failed, and falls back to others:
+`searching.about_task`), and whose task quotes no command
 (those run what they quote, whatever the model says). Its checker is that command: the store knows no answer's
 truth, only that this command ran, and an answer the grounding let through came of it. The model *keeps* a case
 when, given the context of that first reply (the stored prompt and the task), it would choose the command that
@@ -52,6 +53,7 @@ def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> lis
     from echo_agent.choosing import quoted_commands
     from echo_agent.grounding import replaced
     from echo_agent.records import Author, EpisodeStatus
+    from echo_agent.searching import about_task, task_terms
     from echo_agent.transcript import build_context, worked
 
     out: list[Case] = []
@@ -75,6 +77,8 @@ def cases(store: TrajectoryStore, episode_ids: Sequence[str], limit: int) -> lis
         cwd = first.get("cwd_before")
         if kind != "command" or (ep["task"], cwd) in seen or not cwd or not Path(cwd).is_dir():
             continue
+        if not about_task(first.get("output") or "", task_terms(ep["task"], cwd)):
+            continue  # the agent searched the files after it: the look-up that worked came later
         seen.add((ep["task"], cwd))
         messages = [m.to_dict() for m in build_context(ep.get("prompt") or {}, ep["task"]).messages]
         out.append(Case(episode_id, ep["task"], messages, command, cwd))

@@ -1,0 +1,244 @@
+"""Finding what a task is about in the files here, when the task does not say which file holds it.
+
+People ask "who looks after payments" or "which port does the web container publish" in a repository whose
+OWNERS file or docker-compose.yml holds the fact. A small model answers such a question with whatever command it
+knows (`who`, `ss -ltnp`), and its output holds nothing about the task. A person greps. So does the agent:
+`content_search` looks in the text files here for the task's words (`task_words`: names, not question words,
+with plural and tense endings taken off, so that "archived" finds "archive" and "maintains" finds
+"MAINTAINERS"), weighs each word by how few files hold it (a word every file holds says nothing), and builds
+one `grep` over the best file or files, with the rarest of those words and a line of context either side, so
+that its output stays short enough to show. Its pattern is one a person can read, and Python's `re` reads it
+the same way (`matching_lines`).
+
+`about_task` says whether an output mentions any of the task's words that the files here hold: the agent falls
+back to the search when its own look-ups printed nothing about the task (agent.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from echo_agent.examples import STOPWORDS, stem
+from echo_agent.grounding import SHORT_LINES
+
+WALK_DEPTH = 2
+"""Folders below the working directory that the search and `related_files` look into."""
+WALK_FILES = 400
+"""Most files they look at: the working directory may be a home directory."""
+READ_BYTES = 64 * 1024
+"""Largest file they read."""
+SEARCH_LINES = 2
+"""Most lines the search's words may match (with a line of context either side, the output stays short enough
+to show: grounding.SHORT_LINES); the rarest word is kept even when it matches more."""
+FILE_WORDS = frozenset("md txt json yml yaml toml cfg conf ini sh py js ts log csv lock example sample".split())
+"""Parts of a file's name that say what kind of file it is, not what it is about."""
+GENERIC = frozenset(
+    "folder folders directory directories dir file files line lines text content contents name names called "
+    "many much count number list show find print value set setting inside below under".split())
+"""Words a task uses for what it asks about rather than which thing: never a name to look for."""
+QUESTION_WORDS = frozenset(
+    "where when why whose whom use uses used using run runs get gets got have has had need needs go goes end ends "
+    "up down does did done look looks after keep keeps kept take takes per long big small there any all some can "
+    "could should would will our we you your us they their it its be being been currently right now".split())
+"""Words of how a question is put, not of what it is about: not searched for."""
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
+_ERROR_LINE_RE = re.compile(
+    r"[^:\n]*: .*(No such file or directory|cannot access|Permission denied|Is a directory|Not a directory)\S*\s*$",
+    re.IGNORECASE)
+
+
+def is_path(word: str) -> bool:
+    return "." in word.strip(".") or "/" in word
+
+
+def names(text: str) -> list[str]:
+    """The words of `text` that could name something (no stop word, no generic word), in order, as written."""
+    out: list[str] = []
+    for w in _WORD_RE.findall(text):
+        w = w.rstrip(".")
+        if len(w) == 1 and w.isalpha():  # the "s" of "commit's", not a name
+            continue
+        if w.lower() not in STOPWORDS and w.lower() not in GENERIC and w not in out:
+            out.append(w)
+    return out
+
+
+def root(word: str) -> str:
+    """The part of a word to search for: lower case, without a plural or a tense ending ("copies" -> "copy",
+    "archived" -> "archiv", "snapshots" -> "snapshot")."""
+    w = word.lower()
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 5 and w.endswith("ing"):
+        return w[:-3]
+    if len(w) > 4 and w.endswith("ed"):
+        return w[:-2]
+    return stem(w)
+
+
+def task_words(task: str) -> list[str]:
+    """What to search the files for: the task's names that are no path and no question word, as roots."""
+    out: list[str] = []
+    for w in names(task):
+        if is_path(w) or w.lower() in QUESTION_WORDS or not re.fullmatch(r"[\w-]+", w):
+            continue
+        if (r := root(w)) not in out and len(r) >= 2:
+            out.append(r)
+    return out
+
+
+def pattern(word: str) -> str:
+    """The grep -E (and Python re) pattern for a root: a short one must be a whole word ("ip" is not in
+    "pipefail"); a longer one may start or end a longer word ("daily" in KEEP_DAILY)."""
+    return rf"\b{word}\b" if len(word) <= 3 else word  # letters, digits, _ and -: nothing to escape
+
+
+def text_files(cwd: str | Path) -> list[Path]:
+    """Readable text files here and up to WALK_DEPTH folders down (hidden folders aside: .git, caches; hidden
+    files such as .env.example are read), at most WALK_FILES of them, in a stable order."""
+    here = Path(cwd)
+    out: list[Path] = []
+    for top, dirs, files in os.walk(here):
+        depth = len(Path(top).relative_to(here).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")
+                         and depth < WALK_DEPTH)
+        for name in sorted(files):
+            path = Path(top) / name
+            if not path.is_file() or path.stat().st_size > READ_BYTES:
+                continue
+            try:
+                with path.open("rb") as f:
+                    if b"\0" in f.read(1024):
+                        continue
+            except OSError:
+                continue
+            out.append(path)
+            if len(out) >= WALK_FILES:
+                return out
+    return out
+
+
+def related_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
+    """Files here whose name shares a word with the task ("the deploy script" -> scripts/deploy.sh, "docker
+    compose" -> docker-compose.yml), relative to `cwd`: most shared words first, then the shallowest."""
+    here = Path(cwd)
+    wanted = {stem(w) for w in names(task) if not is_path(w)}
+    found = []
+    for path in text_files(here) if wanted else []:
+        if path.name.startswith("."):
+            continue
+        parts = {stem(p) for p in re.split(r"[-_.]+", path.name) if p} - FILE_WORDS
+        if shared := len(parts & wanted):
+            rel = path.relative_to(here).as_posix()
+            found.append((-shared, rel.count("/"), rel))
+    return [rel for *_, rel in sorted(found)[:limit]]
+
+
+def matching_lines(text: str, word: str) -> set[int]:
+    """The numbers of the lines of `text` that the word's pattern matches, as grep -i -E finds them."""
+    regex = re.compile(pattern(word), re.IGNORECASE)
+    return {i for i, line in enumerate(text.splitlines()) if regex.search(line)}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def grep_command(words: Sequence[str], files: Sequence[str]) -> str:
+    return f"grep -n -i -C1 -E {shlex.quote('|'.join(pattern(w) for w in words))} {' '.join(map(shlex.quote, files))}"
+
+
+def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
+    """A grep of `files` (relative to `cwd`) for the rarest of the task's words they hold, or None when they
+    hold none: words are added rarest first while together they match at most SEARCH_LINES lines."""
+    here = Path(cwd)
+    texts = [_read(here / f) for f in files]
+    lines = {w: {(i, n) for i, t in enumerate(texts) for n in matching_lines(t, w)} for w in task_words(task)}
+    held = sorted((w for w in lines if lines[w]), key=lambda w: len(lines[w]))
+    if not held:
+        return None
+    chosen, matched = [held[0]], lines[held[0]]
+    for w in held[1:]:
+        if len(matched | lines[w]) <= SEARCH_LINES:
+            chosen.append(w)
+            matched = matched | lines[w]
+    return grep_command(chosen, files)
+
+
+def read_command(task: str, file: str, cwd: str | Path) -> str:
+    """`cat` of a file short enough to show whole (grounding.SHORT_LINES); a longer one is searched for the
+    task's words it holds (`search_in`), and printed whole only when it holds none."""
+    path = Path(cwd) / file
+    if _read(path).count("\n") > SHORT_LINES and (search := search_in(task, [file], cwd)):
+        return search
+    return f"cat {shlex.quote(file)}"
+
+
+def content_search(task: str, cwd: str | Path, limit: int = 3) -> str | None:
+    """A grep for the task's words in the files here that hold the most of them (each word weighed by how few
+    files hold it; files scoring as the best does, at most `limit`, the shallowest first), or None when no file
+    holds any of them."""
+    here = Path(cwd)
+    words = task_words(task)
+    if not words:
+        return None
+    held: dict[str, set[str]] = {}
+    files = text_files(here)
+    for path in files:
+        text = _read(path)
+        if found := {w for w in words if re.search(pattern(w), text, re.IGNORECASE)}:
+            held[path.relative_to(here).as_posix()] = found
+    if not held:
+        return None
+    files_with = {w: sum(w in found for found in held.values()) for w in words}
+    weight = {w: math.log(1 + len(files) / n) for w, n in files_with.items() if n}
+    scores = {f: sum(weight[w] for w in found) for f, found in held.items()}
+    best = max(scores.values())
+    top = sorted((f for f in scores if scores[f] >= best - 1e-9), key=lambda f: (f.count("/"), f))[:limit]
+    return read_command(task, top[0], here) if len(top) == 1 else search_in(task, top, here)
+
+
+def whole(word: str) -> re.Pattern[str]:
+    """The root as a whole word, with at most an ending ("backup" in "backups", "archiv" in "[archive]", "daily"
+    in KEEP_DAILY; not "time" in "timeout", not "work" in "workers")."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(word)}(?:s|es|e|ed|ing)?(?![a-z0-9])", re.IGNORECASE)
+
+
+def held_words(task: str, cwd: str | Path) -> list[str]:
+    """The task's words of three letters or more that some file here holds as a whole word (`whole`): what an
+    output about the task would mention. A shorter word ("id", "ip") or one inside another word ("time" in
+    "timeout") says too little about which file a task is about."""
+    words = [w for w in task_words(task) if len(w) >= 3]
+    found: set[str] = set()
+    for path in text_files(cwd) if words else []:
+        text = _read(path)
+        found |= {w for w in words if w not in found and whole(w).search(text)}
+        if len(found) == len(words):
+            break
+    return [w for w in words if w in found]
+
+
+def task_terms(task: str, cwd: str | Path) -> list[str]:
+    """What an output about the task would mention (`held_words`), or nothing to check when the task names a
+    file or folder here: a look-up of that is about the task, whatever it prints."""
+    if any((Path(cwd) / w).exists() for w in names(task)):
+        return []
+    return held_words(task, cwd)
+
+
+def about_task(output: str, words: Sequence[str]) -> bool:
+    """Whether an output mentions one of `words` outside its error lines ("ls: cannot access 'backups': No such
+    file or directory" is about no backups); with no words, every output counts."""
+    if not words:
+        return True
+    text = "\n".join(line for line in output.splitlines() if not _ERROR_LINE_RE.fullmatch(line))
+    return any(re.search(pattern(w), text, re.IGNORECASE) for w in words)

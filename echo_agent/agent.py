@@ -34,7 +34,7 @@ from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.adapters import recall_exclusions
 from echo_agent.memory.redact import storable
 from echo_agent.models.base import ModelBackend, Serving
-from echo_agent.prompting import build_prompt
+from echo_agent.prompting import answered_before, build_prompt
 from echo_agent.records import Author, EpisodeStatus, SessionKind, StepKind, StepSource, check_task
 from echo_agent.repair import absence_check, fix_missing_file
 from echo_agent.replies import CLOSE, FormatError, RepeatedLine, RepeatGuard, parse_reply, same_action
@@ -113,6 +113,7 @@ class Agent:
         self._ranked: list[str] = []  # a new task's first candidates, best first (choosing.py)
         self._fallbacks: list[str] | None = None  # what runs next while they fail, once asked for
         self._held: list[str] | None = None  # the task's words that files here hold, once asked for
+        self._again: str | None = None  # the look-up that answered this task here before (AgentConfig.reuse)
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
         if store is not None and session_id is None:
             session_id = store.start_session(kind=SessionKind.AGENT, model=getattr(policy, "name", None), shell="bash")
@@ -134,6 +135,7 @@ class Agent:
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
         result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
         self.declined, self._task, self._ranked, self._fallbacks, self._held = [], task, [], None, None
+        self._again = self._worked_before(task) if parent_episode_id is None else None
         started = time.monotonic()
         try:
             if (remembered := self._from_memory(prompt, task, earlier)) is not None:
@@ -189,9 +191,12 @@ class Agent:
         if kind == "answer":
             raise Submitted(text)
         if self.config.choose and not result.steps and not earlier and prefill:
-            options = candidates(task, prompt, text, self.shell.cwd, lambda c: self._absent(classify(
-                c, self.settings.read_only_commands)) is None)
-            ranked = rank(self.policy, messages, prefill, options)
+            if self._again:  # what answered this task here before, in place of a new choice
+                ranked = [self._again]
+            else:
+                options = candidates(task, prompt, text, self.shell.cwd, lambda c: self._absent(classify(
+                    c, self.settings.read_only_commands)) is None)
+                ranked = rank(self.policy, messages, prefill, options)
             chosen, self._ranked = ranked[0], ranked
             if chosen != text:
                 text, reply = chosen, f"{prefill}{chosen}{CLOSE}"
@@ -200,6 +205,15 @@ class Agent:
                for s in result.steps):
             raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
         self._act(result, reply, text, messages)
+
+    def _worked_before(self, task: str) -> str | None:
+        """The read-only look-up that answered this task here last time (`AgentConfig.reuse`), if any."""
+        if not (self.config.choose and self.config.reuse and self.config.prefill):
+            return None
+        earlier = answered_before(task, self.store, self.shell.cwd)
+        if earlier is None or not is_read_only(earlier.command, self.settings.read_only_commands):
+            return None
+        return earlier.command
 
     def _reply(self, messages: list[dict[str, str]], prefill: str) -> str:
         """The model's next reply, streamed to the UI, starting with `prefill`."""

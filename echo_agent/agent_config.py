@@ -44,6 +44,9 @@ class AgentConfig:
     choose: bool = True
     """Choose a new task's first command by the model's score among its own reply and its examples adapted to the
     task (choosing.py)."""
+    reuse: bool = True
+    """Start a task answered here before with the look-up its answer came from (`prompting.answered_before`), when
+    that is read-only, instead of choosing anew: it worked, and a stable command is one the adapter can learn."""
     show_output: bool = True
     """Follow an answer with the short output it came from (grounding.py)."""
     prompt: list[dict[str, str]] | None = None

@@ -1,6 +1,6 @@
 """The in-context example library and its retrieval: which task → command pairs the prompt shows for a task.
 
-Candidates are the user's own successful episodes (a first command that ran and exited 0, and an answer) and the
+Candidates are the user's own successful episodes (an answer, and the command it came from, which exited 0) and the
 bundled library (`echo_agent/data/examples.jsonl`, written by scripts/make_examples.py). They are ranked by BM25+
 (rank_bm25; plain Okapi BM25 gives a word found in most candidates a negative weight, which in a small candidate
 set sinks the examples that share it) over each example's task words and command words against the task's
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from echo_agent.records import EpisodeStatus, StepSource, task_identity
+from echo_agent.records import EpisodeStatus, StepKind, StepSource, task_identity
 
 if TYPE_CHECKING:
     from echo_agent.memory.store import TrajectoryStore
@@ -44,14 +44,19 @@ def bundled_examples() -> tuple[Example, ...]:
 
 
 def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
-    """Finished episodes of the user's whose first command ran and exited 0, newest first."""
+    """Finished, answered episodes of the user's, newest first, with the command their answer came from when it
+    ran and exited 0: the last look-up of an episode of look-ups only (the first may have failed or printed nothing
+    about the task, and the agent searched after it), else the first command."""
     out = []
     for ep in store.recent_episodes(limit):
         if ep["status"] != EpisodeStatus.DONE or not ep.get("n_steps") or not ep.get("answer"):
             continue
-        first = store.episode_steps(ep["id"])[0]
-        if first["command"] and first["exit_code"] == 0 and first["source"] == StepSource.EXECUTED:
-            out.append(Example(ep["task"], first["command"], "store", ep["id"], first["cwd_before"]))
+        ran = [s for s in store.episode_steps(ep["id"]) if s["command"]]
+        if not ran:
+            continue
+        step = ran[-1] if all(s["kind"] == StepKind.RETRIEVAL for s in ran) else ran[0]
+        if step["exit_code"] == 0 and step["source"] == StepSource.EXECUTED:
+            out.append(Example(ep["task"], step["command"], "store", ep["id"], step["cwd_before"]))
     return out
 
 

@@ -22,7 +22,7 @@ def store(isolated_home):
 
 
 def run(store, shell, task, *replies, parent=None):
-    config = AgentConfig(examples=0, memory=False, max_steps=2)
+    config = AgentConfig(examples=0, memory=False, max_steps=2, reuse=False)  # each run chooses its command
     agent = Agent(ScriptedBackend(list(replies)), shell, store, config=config)
     return agent.run(task, parent_episode_id=parent).episode_id
 

@@ -92,3 +92,32 @@ def test_the_agent_searches_when_its_look_up_printed_nothing_about_the_task(tmp_
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run(
             "how many payments lines does OWNERS have")
     assert [s["command"] for s in result.steps] == ["wc -l < OWNERS"] and result.answer == "2"
+
+
+def test_a_task_answered_here_before_starts_with_the_look_up_its_answer_came_from(tmp_path, isolated_home):
+    from echo_agent.examples import store_examples
+    from echo_agent.memory.store import TrajectoryStore
+
+    here = _repo(tmp_path)
+    with TrajectoryStore(isolated_home / "store.db") as store, ShellSession(cwd=here) as shell:
+        def ask(replies, task="who looks after payments", **config):
+            backend = ScriptedBackend(replies)
+            agent = Agent(backend, shell, store, config=AgentConfig(show_output=False, memory=False, **config))
+            return agent.run(task), backend
+
+        first, _ = ask(["```bash\nnproc\n```", "```answer\nilse.brandt\n```"])
+        search = "grep -n -i -C1 -E payment OWNERS docs/queues.md"
+        assert [s["command"] for s in first.steps] == ["nproc", search]
+        # the example this episode gives is the look-up the answer came from, not the first command
+        assert [(e.task, e.command) for e in store_examples(store)] == [("who looks after payments", search)]
+        again, _ = ask(["```bash\nnproc\n```", "```answer\nilse.brandt\n```"])  # its own pick gives way
+        assert [s["command"] for s in again.steps] == [search] and again.answer == "ilse.brandt"
+        assert again.steps[0]["reply"] == f"```bash\n{search}\n```"
+        anew, _ = ask(["```bash\nnproc\n```", "```answer\nilse.brandt\n```"], reuse=False)
+        assert anew.steps[0]["command"] == "nproc"  # without reuse the model chooses again
+        # an episode that acted: its first command is its example, and it is never run again unasked
+        acted, _ = ask(["```bash\nmkdir -p out && ls\n```", "```answer\ndone\n```"], task="make the out folder",
+                       yes=True)
+        assert store_examples(store)[0].command == "mkdir -p out && ls"
+        later, _ = ask(["```bash\nls out\n```", "```answer\ndone\n```"], task="make the out folder", yes=True)
+        assert later.steps[0]["command"] == "ls out"

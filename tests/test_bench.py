@@ -7,6 +7,7 @@ import math
 import re
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -360,3 +361,15 @@ def test_out_must_be_new_or_empty_so_no_earlier_run_carries_over(tmp_path, isola
         (out / "learning").mkdir(parents=True)
     r = CliRunner().invoke(app, ["bench", "retrieval", "--out", str(out)])
     assert r.exit_code == 2 and message in r.output and "give a new or empty directory" in r.output
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "benchmarks" / "suites").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_suite_loads_and_its_look_ups_print_their_answers(path, tmp_path):
+    suite = load_suite(path)
+    workspace = build_workspace(suite, tmp_path / "ws")
+    assert len(suite.tasks) >= 8
+    for task in suite.tasks:
+        out = "".join(subprocess.run(c, shell=True, cwd=workspace, capture_output=True, text=True).stdout
+                      for c in task.commands_for(1))
+        assert task.check(out), (task.question, out)

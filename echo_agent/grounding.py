@@ -106,5 +106,14 @@ def replaced(answer: str) -> bool:
     return answer.startswith(COULD_NOT_TELL) or _SHOWN_RE.match(answer) is not None
 
 
+def stated(answer: str) -> str:
+    """The model's own words in an answer: what comes before an output shown under it, and nothing when the
+    answer is the output or "could not tell" put in place of unsupported words."""
+    if replaced(answer):
+        return ""
+    shown = _SHOWN_RE.search(answer)
+    return answer[:shown.start()] if shown else answer
+
+
 def is_short(output: str) -> bool:
     return len(output) <= SHORT_CHARS and output.count("\n") < SHORT_LINES

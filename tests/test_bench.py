@@ -325,6 +325,7 @@ def test_model_policy_answers_from_memory_once_a_task_was_looked_up_twice(tmp_pa
     rounds = Bench(cfg, suite, make_predictor=lambda: ScriptedBackend(model)).run()["arms"]["frozen"]["rounds"]
     assert [r["executed"] for r in rounds] == [2, 2, 0] and [r["accuracy"] for r in rounds] == [1.0, 1.0, 1.0]
     assert rounds[2]["answers"]["memory"] == {"tasks": 2, "right": 2} and rounds[2]["recalls"] == 0
+    assert [r["stated"] for r in rounds] == [2, 2, 2]  # every right answer says the fact in its own words
 
 
 def test_the_model_policy_defaults_to_a_run_that_fits_its_budget():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echo_agent.grounding import claims, ground, supported
+from echo_agent.grounding import claims, ground, stated, supported
 
 DATE = [{"command": "date", "output": "Wed Dec  2 01:34:52 UTC 2026\n", "status": "[exit 0]", "exit_code": 0}]
 LS = [{"command": "ls misc", "output": "letters.txt\nrecipes.txt\nshopping.txt\n", "status": "[exit 0]",
@@ -60,3 +60,11 @@ def test_a_bare_number_must_stand_alone_in_the_evidence():
     assert not supported("1", evidence) and not supported("22", evidence) and not supported("3", evidence)
     assert supported("2", evidence) and supported("2026-12-02", evidence) and supported("v3.4", evidence)
     assert supported("7", "workers = 7\n") and supported("12", "12 files.")
+
+
+def test_the_models_own_words_are_what_comes_before_the_output_shown():
+    shown = ground("It is Wed Dec 2.", DATE, "what day is it", with_output=True).text
+    assert shown.endswith("Wed Dec  2 01:34:52 UTC 2026") and stated(shown) == "It is Wed Dec 2.\n"
+    replaced = ground("The date is 2026-12-24.", DATE, "what is the date").text
+    assert stated(replaced) == "" and stated("I could not tell from what I ran (`date`).") == ""
+    assert stated("It is 42.") == "It is 42."

@@ -24,8 +24,9 @@ def rounds_table(report: dict[str, Any]) -> Table:
     # executed = executed retrievals per task (verification runs count): all tasks, repeated, paraphrased.
     # exact = recalls whose prediction equals the real output; precision = the agent's verification sample;
     # answers from = memory (no look-up) / recall only / executed look-ups, with how many of each were right.
+    # in own words = right answers whose model-written part holds the fact (the rest are right by the output shown).
     for col in ("arm", "round", "tasks", "executed", "repeated", "paraphrased", "recalls", "exact", "precision",
-                "accuracy", "answers from m/r/e (right)", "env CE", "adapter", "cycle after"):
+                "accuracy", "in own words", "answers from m/r/e (right)", "env CE", "adapter", "cycle after"):
         table.add_column(col, justify="left" if col in ("arm", "adapter", "cycle after") else "right")
     for arm, data in report["arms"].items():
         for r in data["rounds"]:
@@ -40,7 +41,8 @@ def rounds_table(report: dict[str, Any]) -> Table:
                 _num(r["executed_per_task_paraphrased"]), str(r["recalls"]),
                 f"{r['recalls_exact']}/{r['recalls']}" if r["recalls"] else "–",
                 f"{r['verified_right']}/{r['verified']}" if r["verified"] else "–",
-                _num(r["accuracy"], "{:.0%}"), _sources(r.get("answers")), _num(r["env_ce"], "{:.3f}"),
+                _num(r["accuracy"], "{:.0%}"), str(r["stated"]) if "stated" in r else "–", _sources(r.get("answers")),
+                _num(r["env_ce"], "{:.3f}"),
                 _adapters(r), after)
     return table
 

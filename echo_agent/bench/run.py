@@ -15,7 +15,8 @@ Policies:
 Counted per round and arm, from the arm's store: executed retrievals (verification runs included), recalls,
 exact recalls (the harness runs every recalled command off the record and compares output and status line),
 verified recall precision (verified right / verified, over predictions at or above the threshold), answer
-accuracy, where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how
+accuracy and how many right answers state the fact in the model's own words (`grounding.stated`: not only in an
+output shown under or in place of them), where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how
 many of each were right, and held-out env-token CE: the current model's env CE on the round's episodes before
 any cycle has trained on them, with each recalled observation replaced by what the command really prints.
 """
@@ -39,6 +40,7 @@ from echo_agent.bench.report import result_line_values
 from echo_agent.bench.suite import Suite, SuiteTask
 from echo_agent.bench.workspace import build_workspace, generated_suite
 from echo_agent.config import Settings
+from echo_agent.grounding import stated
 from echo_agent.records import ANSWER_SOURCES, SessionKind, StepKind, StepSource, answer_source
 
 if TYPE_CHECKING:
@@ -370,6 +372,8 @@ class Bench:
             "verified": checked, "verified_right": right, "precision": _ratio(right, checked),
             "recalls_exact": exact,
             "accuracy": sum(r.passed for r in records) / n if n else math.nan,
+            # right in the model's own words, not only by the output shown under (or in place of) them
+            "stated": sum(r.passed and self.suite.tasks[r.task].check(stated(r.answer or "")) for r in records),
             "passed": [r.task for r in records if r.passed], "answers": answers,
             "env_ce": ce, "env_tokens": ce_tokens,
         }

@@ -82,8 +82,8 @@ def retrieval_command(
     Builds a fresh workspace of facts no model can know (from --seed) or your --suite, runs every task for
     --rounds rounds in two arms, each in its own temporary home: frozen (no updates) and learning (one update
     cycle between rounds). Reports per round and arm: executed retrievals per task, recalls, verified recall
-    precision, answer accuracy, where the answers came from (memory, recall, executed look-ups) and held-out
-    env-token CE; ends with a RESULT line.
+    precision, answer accuracy (and how many right answers say it in the model's own words), where the answers
+    came from (memory, recall, executed look-ups) and held-out env-token CE; ends with a RESULT line.
 
     Example: echo-agent bench retrieval --minutes 30
     """

@@ -74,8 +74,8 @@ class EpisodeResult:
 
 def _failed(step: dict[str, Any], held: list[str] | None = None) -> bool:
     """Whether the step's command ran and did not work (`obs.did_not_work`: a look-up that printed nothing too), or
-    a look-up printed nothing about the task: none of `held`, its words that files here hold (`ss -ltnp` for "which
-    port does the web container publish"; `searching.task_terms`)."""
+    a look-up printed nothing about the task: none of `held`, its words that files here hold (`nproc` for "what ip
+    does sorrelbank have"; `searching.task_terms`)."""
     output = (step.get("output") or "") if step.get("kind") == StepKind.RETRIEVAL else None
     if output is not None and not about_task(output, held or []):
         return True

@@ -1,8 +1,8 @@
 """Finding what a task is about in the files here, when the task does not say which file holds it.
 
-People ask "who looks after payments" or "which port does the web container publish" in a repository whose
-OWNERS file or docker-compose.yml holds the fact. A small model answers such a question with whatever command it
-knows (`who`, `ss -ltnp`), and its output holds nothing about the task. A person greps. So does the agent:
+People ask "who looks after payments" or "what ip does sorrelbank have" in a repository whose OWNERS file or
+inventory holds the fact. A small model answers such a question with whatever command it knows (`who`, `nproc`),
+and its output holds nothing about the task. A person greps. So does the agent:
 `content_search` looks in the text files here for the task's words (`task_words`: names, not question words,
 with plural and tense endings taken off, so that "archived" finds "archive" and "maintains" finds
 "MAINTAINERS"), weighs each word by how few files hold it (a word every file holds says nothing), and builds

@@ -29,6 +29,7 @@ from echo_agent import recall, remembering
 from echo_agent.agent_config import AgentConfig, Verify
 from echo_agent.choosing import candidates, fallbacks, rank
 from echo_agent.config import Settings
+from echo_agent.examples import Example, store_examples
 from echo_agent.grounding import ground
 from echo_agent.interaction import UI, SilentUI, UserQuit
 from echo_agent.memory.adapters import recall_exclusions
@@ -123,11 +124,14 @@ class Agent:
         """One episode: returns when the model answers or a limit is hit; KeyboardInterrupt is recorded."""
         task = check_task(storable(task))  # an undecodable argv or stdin byte: neither tokenizer nor store takes one
         self._pick_adapter()
+        reuse = parent_episode_id is None and self.config.choose and self.config.reuse and self.config.prefill
+        # The user's examples, read once: the prompt chooses among them, and a repeated task reuses its own.
+        own = store_examples(self.store) if self.store is not None and (reuse or self.config.prompt is None) else []
         if self.config.prompt is not None:
             prompt = [dict(m) for m in self.config.prompt]
         else:
             prompt = build_prompt(task, self.store, self.config.examples, cwd=self.shell.cwd,
-                                  listing=self.config.listing)
+                                  listing=self.config.listing, own=own)
         earlier = self._earlier_turns(parent_episode_id)
         episode_id = None
         if self.store is not None:
@@ -135,7 +139,7 @@ class Agent:
                                                   adapter_id=self.adapter_id, parent_episode_id=parent_episode_id)
         result = EpisodeResult(episode_id, EpisodeStatus.RUNNING, None)
         self.declined, self._task, self._ranked, self._fallbacks, self._held = [], task, [], None, None
-        self._again = self._worked_before(task) if parent_episode_id is None else None
+        self._again = self._worked_before(task, own) if reuse else None
         started = time.monotonic()
         try:
             if (remembered := self._from_memory(prompt, task, earlier)) is not None:
@@ -206,11 +210,9 @@ class Agent:
             raise Submitted(parse_reply(self._reply(messages, "```answer\n"))[1])
         self._act(result, reply, text, messages)
 
-    def _worked_before(self, task: str) -> str | None:
+    def _worked_before(self, task: str, own: list[Example]) -> str | None:
         """The read-only look-up that answered this task here last time (`AgentConfig.reuse`), if any."""
-        if not (self.config.choose and self.config.reuse and self.config.prefill):
-            return None
-        earlier = answered_before(task, self.store, self.shell.cwd)
+        earlier = answered_before(task, own, self.shell.cwd)
         if earlier is None or not is_read_only(earlier.command, self.settings.read_only_commands):
             return None
         return earlier.command

@@ -52,31 +52,29 @@ def directory_listing(cwd: str | Path, entries: int, chars: int = LISTING_CHARS)
     return f"The current directory is {cwd}; it holds: {' '.join(shown)}{more}."
 
 
-def _same_task(examples: list[Example], task: str, cwd: str | Path | None) -> Example | None:
-    return next((ex for ex in examples if task_identity(ex.task) == task_identity(task) and cwd is not None
+def answered_before(task: str, own: list[Example], cwd: str | Path | None) -> Example | None:
+    """The newest successful episode of this task in this directory among the user's examples `own`
+    (`examples.store_examples`' rule: done, answered, the command its answer came from ran and exited 0)."""
+    return next((ex for ex in own if task_identity(ex.task) == task_identity(task) and cwd is not None
                  and ex.cwd == str(cwd)), None)
 
 
-def answered_before(task: str, store: TrajectoryStore | None, cwd: str | Path | None) -> Example | None:
-    """The newest successful episode of this task in this directory (`examples.store_examples`' rule: done,
-    answered, the command its answer came from ran and exited 0), if there is one."""
-    return _same_task(store_examples(store), task, cwd) if store is not None else None
-
-
 def build_prompt(task: str, store: TrajectoryStore | None = None, k: int = 4, cwd: str | Path | None = None,
-                 listing: int = 0) -> list[dict[str, str]]:
+                 listing: int = 0, own: list[Example] | None = None) -> list[dict[str, str]]:
     """The prompt messages stored with the episode: the system prompt (with a listing of `cwd` of at most
     `listing` names), the worked example, then the chosen task → command examples as earlier turns (a small
     model imitates turns far better than prose).
 
     A task asked here before gets the examples its newest successful episode had (`answered_before`), not a new
-    choice: as the store grows the choice would change,
-    and with it the context the model chooses its command and predicts the output in. A fact learned in one
-    context was recalled as an empty output once the examples before it had changed (docs/measurements.md)."""
-    own = store_examples(store) if store is not None else []
+    choice: as the store grows the choice would change, and with it the context the model chooses its command
+    and predicts the output in. A fact learned in one context was recalled as an empty output once the examples
+    before it had changed (docs/measurements.md). `own`: the store's examples, when the caller has read them
+    already (`examples.store_examples`)."""
+    if own is None:
+        own = store_examples(store) if store is not None else []
     system = SYSTEM_PROMPT if cwd is None or listing <= 0 else f"{SYSTEM_PROMPT}\n{directory_listing(cwd, listing)}"
     messages = [{"role": "system", "content": system}, *WORKED_EXAMPLE]
-    if (again := _same_task(own, task, cwd)) is not None and store is not None:
+    if (again := answered_before(task, own, cwd)) is not None and store is not None:
         earlier = (store.get_episode(again.episode_id) or {}).get("prompt") or {}
         turns = earlier.get("messages", []) if isinstance(earlier, dict) else earlier
         if turns[1:len(messages)] == messages[1:]:  # the same worked example: a prompt of this version

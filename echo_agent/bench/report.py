@@ -24,7 +24,7 @@ def rounds_table(report: dict[str, Any]) -> Table:
     # executed = executed retrievals per task (verification runs count): all tasks, repeated, paraphrased.
     # exact = recalls whose prediction equals the real output; precision = the agent's verification sample;
     # answers from = memory (no look-up) / recall only / executed look-ups, with how many of each were right.
-    # in own words = right answers whose model-written part holds the fact (the rest are right by the output shown).
+    # in own words = right answers whose model-written part holds the fact (the rest: right by the output shown).
     for col in ("arm", "round", "tasks", "executed", "repeated", "paraphrased", "recalls", "exact", "precision",
                 "accuracy", "in own words", "answers from m/r/e (right)", "env CE", "adapter", "cycle after"):
         table.add_column(col, justify="left" if col in ("arm", "adapter", "cycle after") else "right")

@@ -16,9 +16,10 @@ Counted per round and arm, from the arm's store: executed retrievals (verificati
 exact recalls (the harness runs every recalled command off the record and compares output and status line),
 verified recall precision (verified right / verified, over predictions at or above the threshold), answer
 accuracy and how many right answers state the fact in the model's own words (`grounding.stated`: not only in an
-output shown under or in place of them), where each answer came from (`records.answer_source`: memory, recall or executed look-ups) and how
-many of each were right, and held-out env-token CE: the current model's env CE on the round's episodes before
-any cycle has trained on them, with each recalled observation replaced by what the command really prints.
+output shown under or in place of them), where each answer came from (`records.answer_source`: memory, recall
+or executed look-ups) and how many of each were right, and held-out env-token CE: the current model's env CE on
+the round's episodes before any cycle has trained on them, with each recalled observation replaced by what the
+command really prints.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ is not there, a program the shell lacks, an `echo` of a literal, a command leavi
 left out while others remain (`candidates`). Every candidate is still classified and confirmed like any reply.
 
 A task that names no file here may still be about one: "which region does the deploy script use" is about
-scripts/deploy.sh, "what postgres version does docker compose run" about docker-compose.yml. A file whose name
-shares a word with the task (`related_files`) is read (`read_command`: `cat`, or a search of it when it is too
-long to show), and then only commands naming such a file are kept. When the chosen look-up fails (it exits
+scripts/deploy.sh, "what postgres version does docker compose run" about docker-compose.yml. When a file's name
+shares a word with the task (`related_files`), the search of the files for the task's words (which counts a
+file's path among its words: `searching.content_search`) is a candidate, and then only commands naming one of
+its files are kept. An example that was such a search is not adapted word for word (its files were chosen for
+its own words): the task's own search stands in for it. When the chosen look-up fails (it exits
 non-zero, or prints nothing about the task: agent.py), the agent runs the search of the files here for the
 task's words (`searching.content_search`), then the next candidate in the model's order (`fallbacks`), before
 the model answers.
@@ -20,6 +22,7 @@ the model answers.
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 import shlex
@@ -39,6 +42,7 @@ from echo_agent.searching import (
     names,
     read_command,
     related_files,
+    search_files,
 )
 from echo_agent.shell.risk import is_read_only
 
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
     from echo_agent.models.base import ChatMessage, ModelBackend
 
 _PART_RE = re.compile(r"\w[\w.-]*\w|\w")
+SEARCH_RE = re.compile(r"grep -n -i (-[mCBA]\d+ )*-E ")
+"""A search of the files here built for a task's words (`searching.grep_command`)."""
 SUBCOMMANDS = frozenset("git docker kubectl systemctl npm pip apt cargo go".split())
 """Programs whose second word is a subcommand, which no task's wording may replace."""
 
@@ -150,15 +156,19 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     no look-up naming a path missing in `cwd` (an action may name one it is about to make); none that
     `runnable` rejects (a program the shell lacks); no `echo` of a literal (it looks nothing up); and, when the
     task names something that is here, only those that name it too. A task that names nothing here but shares a
-    word with files here (`related_files`) gets a read of each (`read_command`), and keeps only the commands
-    that name one."""
+    word with files' names here (`related_files`) gets the search of the files for its words
+    (`content_search`), and keeps only the commands that name one of the search's files (`search_files`)."""
     here = Path(cwd)
     if quoted := quoted_commands(task):
         return quoted
     broken = degenerate(own)
     found = [] if broken else [own]
+    search = functools.cache(lambda: content_search(task, here))  # it reads the files here: at most once
     for example_task, example_command in prompt_examples(prompt):
-        adapted = adapt(example_task, example_command, task, lambda name: (here / name).exists())
+        if SEARCH_RE.match(example_command):  # its files were chosen for the example's words, not the task's
+            adapted = search()
+        else:
+            adapted = adapt(example_task, example_command, task, lambda name: (here / name).exists())
         if adapted and adapted not in found:
             found.append(adapted)
     if not found and broken:  # nothing to run in its place but what a failed look-up falls back to
@@ -168,9 +178,10 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     found = _keep(found, lambda c: not runnable(c))
     found = _keep(found, lambda c: LITERAL_ECHO.fullmatch(c) is not None)
     named = [w for w in names(task) if (here / w).exists()]
-    if not named and (related := related_files(task, here)):
-        found += [c for c in (read_command(task, f, here) for f in related) if c not in found]
-        return _keep(found, lambda c: not any(_mentions(c, f) for f in related))
+    if not named and related_files(task, here) and (files := search_files(task, here)):
+        if search() and search() not in found:
+            found.append(search())
+        return _keep(found, lambda c: not any(_mentions(c, f) for f in files))
     return _keep(found, lambda c: not all(_mentions(c, w) for w in named))
 
 
@@ -198,8 +209,7 @@ def fallbacks(task: str, ranked: list[str], cwd: str | Path, limit: int = 2) -> 
     (`read_command`), a search of the files here for the task's words (`searching.content_search`), then the
     next candidates in the model's order; read-only commands only, at most `limit`."""
     here = Path(cwd)
-    named = [w for w in names(task) if is_path(w) and (here / w).is_file()
-             and (here / w).stat().st_size <= READ_BYTES]
+    named = [w for w in names(task) if (here / w).is_file() and (here / w).stat().st_size <= READ_BYTES]
     out = [read_command(task, w, here) for w in named]
     if search := content_search(task, here):
         out.append(search)

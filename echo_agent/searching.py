@@ -5,10 +5,11 @@ inventory holds the fact. A small model answers such a question with whatever co
 and its output holds nothing about the task. A person greps. So does the agent:
 `content_search` looks in the text files here for the task's words (`task_words`: names, not question words,
 with plural and tense endings taken off, so that "archived" finds "archive" and "maintains" finds
-"MAINTAINERS"), weighs each word by how few files hold it (a word every file holds says nothing), and builds
-one `grep` over the best file or files, with the rarest of those words and a line of context either side, so
-that its output stays short enough to show. Its pattern is one a person can read, and Python's `re` reads it
-the same way (`matching_lines`).
+"MAINTAINERS"), weighs each word by how few files hold it (a word every file holds says nothing; a file's path
+counts among its words), and builds one `grep` over the best file or files for the line that holds the most of
+them, with that line's record as context (`block`: a JSON object, a YAML block, an INI section, a table), cut
+until the output is short enough to show. Its pattern is one a person can read, and Python's `re` reads it the
+same way (`matching_lines`); `grep_output` is what grep prints for it.
 
 `about_task` says whether an output mentions any of the task's words that the files here hold: the agent falls
 back to the search when its own look-ups printed nothing about the task (agent.py).
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from echo_agent.examples import STOPWORDS, stem
-from echo_agent.grounding import SHORT_LINES
+from echo_agent.grounding import SHORT_LINES, is_short
 
 WALK_DEPTH = 2
 """Folders below the working directory that the search and `related_files` look into."""
@@ -32,9 +33,6 @@ WALK_FILES = 400
 """Most files they look at: the working directory may be a home directory."""
 READ_BYTES = 64 * 1024
 """Largest file they read."""
-SEARCH_LINES = 2
-"""Most lines the search's words may match (with a line of context either side, the output stays short enough
-to show: grounding.SHORT_LINES); the rarest word is kept even when it matches more."""
 FILE_WORDS = frozenset("md txt json yml yaml toml cfg conf ini sh py js ts log csv lock example sample".split())
 """Parts of a file's name that say what kind of file it is, not what it is about."""
 GENERIC = frozenset(
@@ -48,6 +46,8 @@ QUESTION_WORDS = frozenset(
 """Words of how a question is put, not of what it is about: not searched for."""
 
 _WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
+SETTING_RE = re.compile(r"(?:export\s+)?[\w.\"'-]+\s*(?::=|\?=|\+=|=|:)\s*\S")
+"""A line that sets a value of its own: `KEY=value`, `key: value`, `key = value`, `VAR := value`."""
 _ERROR_LINE_RE = re.compile(
     r"[^:\n]*: .*(No such file or directory|cannot access|Permission denied|Is a directory|Not a directory)\S*\s*$",
     re.IGNORECASE)
@@ -153,25 +153,103 @@ def _read(path: Path) -> str:
         return ""
 
 
-def grep_command(words: Sequence[str], files: Sequence[str]) -> str:
-    return f"grep -n -i -C1 -E {shlex.quote('|'.join(pattern(w) for w in words))} {' '.join(map(shlex.quote, files))}"
+def grep_command(words: Sequence[str], files: Sequence[str], before: int = 1, after: int = 1,
+                 first: bool = False) -> str:
+    """`grep -n -i` for the words' patterns in `files`, with `before`/`after` lines of context, and only each
+    file's first match when `first`."""
+    flags = ["-n", "-i"] + (["-m1"] if first else [])
+    flags += [f"-C{before}"] if before == after and before else [f"-B{before}"] * bool(before) + [
+        f"-A{after}"] * bool(after)
+    return f"grep {' '.join(flags)} -E {shlex.quote('|'.join(pattern(w) for w in words))} " + " ".join(
+        map(shlex.quote, files))
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs()
+    return len(expanded) - len(expanded.lstrip())
+
+
+def block(lines: Sequence[str], i: int) -> tuple[int, int]:
+    """The first and last line of the record that line `i` belongs to: the lines around it, up to a blank line,
+    indented at least as deep, and the header above them (a YAML key, a JSON `{`). A line at the left margin
+    belongs to its paragraph (an INI section, a table, a changelog's release), unless it holds a value of its
+    own (`KEEP_DAILY := 38`, `motorcycle = 27.90`): that is shown alone, not among the settings beside it."""
+    depth = _indent(lines[i])
+    if depth == 0 and SETTING_RE.match(lines[i]):
+        return i, i
+    first = last = i
+    while first > 0 and lines[first - 1].strip() and _indent(lines[first - 1]) >= depth:
+        first -= 1
+    while last + 1 < len(lines) and lines[last + 1].strip() and _indent(lines[last + 1]) >= depth:
+        last += 1
+    if first > 0 and lines[first - 1].strip():
+        first -= 1
+    return first, last
+
+
+def grep_output(texts: Sequence[Sequence[str]], files: Sequence[str], matched: Sequence[set[int]],
+                before: int, after: int, first: bool = False) -> str:
+    """What `grep_command` prints for the `matched` lines of each file (as grep -n prints them: the file's
+    name first when there are several, `:` on a matching line, `-` on a line of context, `--` between
+    groups of context)."""
+    out: list[str] = []
+    for lines, name, found in zip(texts, files, matched, strict=True):
+        found = set(sorted(found)[:1]) if first else found
+        prefix = f"{name}" if len(files) > 1 else ""
+        end = -2
+        for m in sorted(found):
+            start = max(0, m - before, end + 1)
+            if out and start > end + 1 and (before or after):
+                out.append("--")
+            for n in range(start, min(len(lines) - 1, m + after) + 1):
+                mark = ":" if n in found else "-"
+                out.append(f"{prefix}{mark if prefix else ''}{n + 1}{mark}{lines[n]}")
+            end = max(end, min(len(lines) - 1, m + after))
+    return "\n".join(out)
 
 
 def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
-    """A grep of `files` (relative to `cwd`) for the rarest of the task's words they hold, or None when they
-    hold none: words are added rarest first while together they match at most SEARCH_LINES lines."""
+    """A grep of `files` (relative to `cwd`) showing the record that best matches the task, or None when they
+    hold none of its words.
+
+    The best line is the one holding the most of the task's words, each weighed by how few lines hold it. The
+    grep looks for that line's rarest word (and, in each other file, that file's rarest word), with the line's
+    record around it as context (`block`: the YAML block, the JSON object, the INI section, the table), so that
+    the value a key or a heading names is shown with it. The output must stay short enough to show
+    (grounding.is_short): the record is cut to a line above and the lines below that fit, then only each file's
+    first match is shown (when that is the best line), then a line of context either side, then none."""
     here = Path(cwd)
-    texts = [_read(here / f) for f in files]
-    lines = {w: {(i, n) for i, t in enumerate(texts) for n in matching_lines(t, w)} for w in task_words(task)}
-    held = sorted((w for w in lines if lines[w]), key=lambda w: len(lines[w]))
+    texts = [_read(here / f).splitlines() for f in files]
+    words = task_words(task)
+    hits = {w: {(f, n) for f, lines in enumerate(texts) for n in matching_lines("\n".join(lines), w)}
+            for w in words}
+    held = sorted((w for w in words if hits[w]), key=lambda w: len(hits[w]))
     if not held:
         return None
-    chosen, matched = [held[0]], lines[held[0]]
-    for w in held[1:]:
-        if len(matched | lines[w]) <= SEARCH_LINES:
-            chosen.append(w)
-            matched = matched | lines[w]
-    return grep_command(chosen, files)
+    total = sum(len(lines) for lines in texts)
+    weight = {w: math.log(1 + total / len(hits[w])) for w in held}
+    score: dict[tuple[int, int], float] = {}
+    for w in held:
+        for at in hits[w]:
+            score[at] = score.get(at, 0.0) + weight[w]
+    best = max(sorted(score), key=lambda at: score[at])
+    chosen = [next(w for w in held if best in hits[w])]
+    for f in range(len(files)):
+        if f != best[0] and not any(at[0] == f for w in chosen for at in hits[w]):
+            chosen += [w for w in held if any(at[0] == f for at in hits[w])][:1]
+    keep = [f for f in range(len(files)) if any(at[0] == f for w in chosen for at in hits[w])]
+    names_kept, texts_kept = [files[f] for f in keep], [texts[f] for f in keep]
+    matched = [{n for w in chosen for g, n in hits[w] if g == f} for f in keep]
+    first, last = block(texts[best[0]], best[1])
+    above, below = best[1] - first, last - best[1]
+    cut = min(above, 1), min(below, SHORT_LINES - 1 - min(above, 1))
+    is_first = best[1] == min(matched[keep.index(best[0])])
+    tiers = [(above, below, False), (*cut, False)]
+    tiers += [(above, below, True), (*cut, True)] if is_first else []
+    for before, after, only_first in [*tiers, (1, 1, False), (0, 0, False)]:
+        if is_short(grep_output(texts_kept, names_kept, matched, before, after, only_first)):
+            break
+    return grep_command(chosen, names_kept, before, after, only_first)
 
 
 def read_command(task: str, file: str, cwd: str | Path) -> str:
@@ -183,28 +261,37 @@ def read_command(task: str, file: str, cwd: str | Path) -> str:
     return f"cat {shlex.quote(file)}"
 
 
-def content_search(task: str, cwd: str | Path, limit: int = 3) -> str | None:
-    """A grep for the task's words in the files here that hold the most of them (each word weighed by how few
-    files hold it; files scoring as the best does, at most `limit`, the shallowest first), or None when no file
-    holds any of them."""
+def search_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
+    """The files here that hold the most of the task's words, in their text or in their path ("Port Ailsing"
+    is in docs/ports.md by name, "crossing" in data/routes.json by its text; a hidden file's name does not
+    count), each word weighed by how few files hold it: those scoring as the best does, at most `limit`, the
+    shallowest first, relative to `cwd`."""
     here = Path(cwd)
     words = task_words(task)
-    if not words:
-        return None
     held: dict[str, set[str]] = {}
-    files = text_files(here)
+    files = text_files(here) if words else []
     for path in files:
-        text = _read(path)
+        rel = path.relative_to(here).as_posix()
+        text = _read(path) if path.name.startswith(".") else f"{rel}\n{_read(path)}"
         if found := {w for w in words if re.search(pattern(w), text, re.IGNORECASE)}:
-            held[path.relative_to(here).as_posix()] = found
+            held[rel] = found
     if not held:
-        return None
+        return []
     files_with = {w: sum(w in found for found in held.values()) for w in words}
     weight = {w: math.log(1 + len(files) / n) for w, n in files_with.items() if n}
     scores = {f: sum(weight[w] for w in found) for f, found in held.items()}
     best = max(scores.values())
-    top = sorted((f for f in scores if scores[f] >= best - 1e-9), key=lambda f: (f.count("/"), f))[:limit]
-    return read_command(task, top[0], here) if len(top) == 1 else search_in(task, top, here)
+    return sorted((f for f in scores if scores[f] >= best - 1e-9), key=lambda f: (f.count("/"), f))[:limit]
+
+
+def content_search(task: str, cwd: str | Path) -> str | None:
+    """A look-up of the files that hold the most of the task's words (`search_files`): a search of several
+    (`search_in`), or a read of the first (`read_command`) when there is one or their text holds none of the
+    words; None when no file holds any of them."""
+    top = search_files(task, cwd)
+    if not top:
+        return None
+    return (search_in(task, top, cwd) if len(top) > 1 else None) or read_command(task, top[0], cwd)
 
 
 def whole(word: str) -> re.Pattern[str]:

@@ -142,16 +142,28 @@ def test_a_file_the_task_is_about_is_read_when_the_task_names_none(tmp_path):
     assert candidates("what time is it in tokyo", prompt, "date +%Z", here) == ["date +%Z", "date"]
 
 
+def test_an_example_that_searched_is_adapted_by_searching_for_the_tasks_words(tmp_path):
+    here = _project(tmp_path)
+    # the example's grep was built for its own words and files: copied with a word swapped, it would grep
+    # MAINTAINERS for "arch"; the task's own search is run instead
+    prompt = [{"role": "user", "content": "who handles the network"},
+              {"role": "assistant", "content": "```bash\ngrep -n -i -E network MAINTAINERS notes.txt\n```"}]
+    assert candidates("which arch does the build matrix test", prompt, "uname -m", here) == [
+        "cat build-matrix.toml"]
+    assert candidates("who looks after storage", prompt, "who", here) == ["who", "cat MAINTAINERS"]
+
+
 def test_after_a_failed_look_up_a_search_of_the_files_then_the_next_candidate(tmp_path):
     here = _project(tmp_path)
     assert fallbacks("who looks after storage", ["who storage", "ls tools", "rm -rf x"], here) == [
         "cat MAINTAINERS", "ls tools"]  # the one file holding "storage" is short: read whole; never the rm
     assert fallbacks("who handles the network", ["who", "ls"], here) == [
-        "grep -n -i -C1 -E network MAINTAINERS notes.txt", "ls"]  # two files hold it as much: both searched
+        "grep -n -i -E network MAINTAINERS notes.txt", "ls"]  # two files hold it as much: both searched
     assert fallbacks("what is the weather", ["curl wttr.in", "date"], here) == ["date"]  # no file holds a word
     # the file the task names is read first; the first candidate is the look-up that failed
     assert fallbacks("what arch is set in build-matrix.toml", ["file build-matrix.toml", "ls"], here) == [
         "cat build-matrix.toml", "ls"]
+    assert fallbacks("who is in MAINTAINERS for the network", ["who", "ls"], here)[0] == "cat MAINTAINERS"
     backend = Scores([], best="cat MAINTAINERS")
     assert rank(backend, [], "```bash\n", ["ls", "cat MAINTAINERS", "pwd"]) == ["cat MAINTAINERS", "ls", "pwd"]
 

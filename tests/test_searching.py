@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from echo_agent.agent import Agent, AgentConfig
 from echo_agent.models.scripted import ScriptedBackend
-from echo_agent.searching import about_task, content_search, held_words, task_terms, task_words
+from echo_agent.searching import (
+    about_task,
+    content_search,
+    grep_command,
+    grep_output,
+    held_words,
+    matching_lines,
+    search_files,
+    search_in,
+    task_terms,
+    task_words,
+)
 from echo_agent.shell import ShellSession
 
 MAKEFILE = """# backups for the lab
@@ -45,9 +58,10 @@ def test_the_words_searched_for_are_the_tasks_names_without_their_endings():
 
 def test_a_short_file_holding_the_rarest_word_is_read_whole(tmp_path):
     here = _repo(tmp_path)
-    # "payment" is in OWNERS and docs/queues.md, as much in each: both are searched, the shallower first
+    # "payment" is in OWNERS and docs/queues.md, as much in each: both are searched, the shallower first; the
+    # line holds its value (`payments: ilse.brandt`), so it is shown without the settings beside it
     assert content_search("who looks after payments", here) == (
-        "grep -n -i -C1 -E payment OWNERS docs/queues.md")
+        "grep -n -i -E payment OWNERS docs/queues.md")
     assert content_search("which bucket do the offsite copies go to", here) == "cat .env.example"  # hidden: read
     assert content_search("what is the weather like", here) is None
 
@@ -55,10 +69,11 @@ def test_a_short_file_holding_the_rarest_word_is_read_whole(tmp_path):
 def test_a_long_file_is_searched_for_its_rarest_words_and_the_output_stays_short(tmp_path):
     here = _repo(tmp_path)
     command = content_search("how many daily snapshots does make prune keep", here)
-    # "daily" is on two lines, "prune" on three: the rarest word alone, since both together match more than two
-    assert command == "grep -n -i -C1 -E daily Makefile"
+    # the recipe line holds "daily" and "prune": it is the best line; its record is the recipe under `prune:`, so
+    # the grep shows the line above each match, and the rarest word of that line is the one searched for
+    assert command == "grep -n -i -B1 -E daily Makefile"
     out = subprocess.run(command, shell=True, cwd=here, capture_output=True, text=True, check=True).stdout
-    assert "KEEP_DAILY  := 38" in out and out.count("\n") <= 7
+    assert "KEEP_DAILY  := 38" in out and "11-prune:" in out and out.count("\n") <= 7
     out = subprocess.run(content_search("what ip does the restic repo use", here), shell=True, cwd=here,
                          capture_output=True, text=True).stdout
     assert "/volume3/restic-lab" in out  # a short word is matched whole: "ip" is not in "PHONY" or "pipe"
@@ -80,7 +95,7 @@ def test_the_agent_searches_when_its_look_up_printed_nothing_about_the_task(tmp_
     backend = ScriptedBackend(["```bash\nnproc\n```", "```answer\nilse.brandt looks after them.\n```"])
     with ShellSession(cwd=here) as shell:
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after payments")
-    assert [s["command"] for s in result.steps] == ["nproc", "grep -n -i -C1 -E payment OWNERS docs/queues.md"]
+    assert [s["command"] for s in result.steps] == ["nproc", "grep -n -i -E payment OWNERS docs/queues.md"]
     assert "ilse.brandt" in result.steps[1]["output"] and result.answer == "ilse.brandt looks after them."
     # a look-up that mentions the task is answered from; one of a file the task names is about it, whatever it says
     backend = ScriptedBackend(["```bash\ncat OWNERS\n```", "```answer\nilse.brandt\n```"])
@@ -106,7 +121,7 @@ def test_a_task_answered_here_before_starts_with_the_look_up_its_answer_came_fro
             return agent.run(task), backend
 
         first, _ = ask(["```bash\nnproc\n```", "```answer\nilse.brandt\n```"])
-        search = "grep -n -i -C1 -E payment OWNERS docs/queues.md"
+        search = "grep -n -i -E payment OWNERS docs/queues.md"
         assert [s["command"] for s in first.steps] == ["nproc", search]
         # the example this episode gives is the look-up the answer came from, not the first command
         assert [(e.task, e.command) for e in store_examples(store)] == [("who looks after payments", search)]
@@ -121,3 +136,100 @@ def test_a_task_answered_here_before_starts_with_the_look_up_its_answer_came_fro
         assert store_examples(store)[0].command == "mkdir -p out && ls"
         later, _ = ask(["```bash\nls out\n```", "```answer\ndone\n```"], task="make the out folder", yes=True)
         assert later.steps[0]["command"] == "ls out"
+
+
+ROUTES = """{
+  "operator": "Tern Lines",
+  "routes": [
+    {
+      "id": "R1",
+      "to": "Keelby",
+      "minutes": 47
+    },
+    {
+      "id": "R2",
+      "to": "Wraysholm",
+      "minutes": 83
+    }
+  ]
+}
+"""
+SERVICE = """# tern-api settings
+name: tern-api
+server:
+  bind: 0.0.0.0
+  workers: 19
+  threads_per_worker: 4
+
+database:
+  host: pg.tern.example
+  pool: 9
+"""
+
+
+def test_the_search_shows_the_record_around_the_best_line(tmp_path):
+    (tmp_path / "routes.json").write_text(ROUTES)
+    (tmp_path / "service.yaml").write_text(SERVICE)
+    (tmp_path / "fares.toml").write_text("[fares]\ncar = 62.30\nmotorcycle = 27.90\ncampervan = 98.75\n" * 3)
+
+    def shown(task, file):
+        command = search_in(task, [file], tmp_path)
+        return command, subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
+
+    # a JSON object: the route's other fields come with the line that names it
+    command, out = shown("how long is the crossing to Wraysholm", "routes.json")
+    assert command == "grep -n -i -B2 -A1 -E wraysholm routes.json" and '"minutes": 83' in out and "47" not in out
+    # a YAML block under its key, and a block's header with what it holds
+    command, out = shown("how many workers does the server start", "service.yaml")
+    assert "5-  workers: 19" in out and "3:server:" in out and "pg.tern.example" not in out
+    command, out = shown("which database host", "service.yaml")
+    assert command == "grep -n -i -A2 -E database service.yaml" and "host: pg.tern.example" in out
+    # a line that holds its own value is shown alone, not with the prices beside it
+    command, out = shown("how much is a motorcycle ticket", "fares.toml")
+    assert command == "grep -n -i -E motorcycle fares.toml" and "62.30" not in out
+
+
+def test_the_record_context_narrows_until_the_output_is_short_enough_to_show(tmp_path):
+    lines = ["[main]", "# dumps of the database", *(f"dump_{i} = /srv/d{i}" for i in range(12))]
+    (tmp_path / "dumps.ini").write_text("\n".join(lines) + "\n")
+    command = search_in("where are the database dumps", ["dumps.ini"], tmp_path)
+    # the comment (both words) heads a paragraph too long to show: a line above it and what fits below
+    assert command == "grep -n -i -B1 -A6 -E database dumps.ini"
+    records = "".join(f"{name}:\n  database: {name}_db\n  host: {name}.example\n  pool: 4\n"
+                      for name in ("primary", "replica", "reports", "archive"))
+    (tmp_path / "pools.yaml").write_text(records)
+    # every match with its record is too much to show: only the first match, which is the best line, with its
+    # record
+    command = search_in("what is the database host", ["pools.yaml"], tmp_path)
+    assert command == "grep -n -i -m1 -B1 -A2 -E database pools.yaml"
+    out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
+    assert out == "1-primary:\n2:  database: primary_db\n3-  host: primary.example\n4-  pool: 4\n"
+
+
+@pytest.mark.parametrize("before,after,first", [(0, 0, False), (1, 1, False), (2, 0, False), (0, 3, True),
+                                                (3, 1, True)])
+def test_the_output_the_search_expects_is_the_output_grep_prints(tmp_path, before, after, first):
+    texts = {"a.txt": ["x", "key one", "y", "", "z", "key two", "key three", "w"], "b/c.txt": ["key", "q"]}
+    for name, lines in texts.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    for files in (["a.txt"], ["a.txt", "b/c.txt"]):
+        command = grep_command(["key"], files, before, after, first)
+        real = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
+        expected = grep_output([texts[f] for f in files], files,
+                               [matching_lines("\n".join(texts[f]), "key") for f in files], before, after, first)
+        assert real.rstrip("\n") == expected
+
+
+def test_a_files_path_counts_as_words_it_holds(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "docs" / "ports.md").write_text(
+        "| port | berth | harbourmaster |\n| Keelby | 3 | Ana Ross |\n| Wraysholm | 5 | Ivo Kerr |\n")
+    (tmp_path / "data" / "routes.json").write_text(
+        ROUTES.replace('"minutes"', '"crossing_minutes"').replace('"id": "R1",', '"id": "R1", "from": "Port Keelby",'))
+    # "port" is in docs/ports.md's name, "crossing" in the routes' text: the routes hold more of the task
+    assert search_files("how long is the crossing from port Keelby to Wraysholm", tmp_path) == ["data/routes.json"]
+    assert search_files("who is the harbourmaster at the port of Wraysholm", tmp_path) == ["docs/ports.md"]
+    (tmp_path / ".harbourmaster.md").write_text("Wraysholm\n")  # a hidden file's name is no word of it
+    assert search_files("who is the harbourmaster at Wraysholm", tmp_path) == ["docs/ports.md"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from echo_agent.grounding import COULD_NOT_TELL
 from echo_agent.records import EpisodeStatus, StepKind, StepSource, task_identity
 
 if TYPE_CHECKING:
@@ -44,12 +45,14 @@ def bundled_examples() -> tuple[Example, ...]:
 
 
 def store_examples(store: TrajectoryStore, limit: int = 300) -> list[Example]:
-    """Finished, answered episodes of the user's, newest first, with the command their answer came from when it
-    ran and exited 0: the last look-up of an episode of look-ups only (the first may have failed or printed nothing
-    about the task, and the agent searched after it), else the first command."""
+    """Finished, answered episodes of the user's (not those that could not tell), newest first, with the command
+    their answer came from when it ran and exited 0: the last look-up of an episode of look-ups only (the first
+    may have failed or printed nothing about the task, and the agent searched after it), else the first
+    command."""
     out = []
     for ep in store.recent_episodes(limit):
-        if ep["status"] != EpisodeStatus.DONE or not ep.get("n_steps") or not ep.get("answer"):
+        if (ep["status"] != EpisodeStatus.DONE or not ep.get("n_steps") or not ep.get("answer")
+                or ep["answer"].startswith(COULD_NOT_TELL)):  # what it ran did not answer it
             continue
         ran = [s for s in store.episode_steps(ep["id"]) if s["command"]]
         if not ran:

@@ -136,6 +136,13 @@ def test_a_task_answered_here_before_starts_with_the_look_up_its_answer_came_fro
         assert store_examples(store)[0].command == "mkdir -p out && ls"
         later, _ = ask(["```bash\nls out\n```", "```answer\ndone\n```"], task="make the out folder", yes=True)
         assert later.steps[0]["command"] == "ls out"
+        # a look-up after which the agent could not tell is no example, and is not run again in its place
+        task = "what is the biggest number seq prints"
+        unsure, _ = ask(["```bash\nseq 1 40\n```", "```answer\nIt is 99.\n```"], task=task)
+        assert unsure.answer.startswith("I could not tell")
+        assert all(e.task != task for e in store_examples(store))
+        retry, _ = ask(["```bash\nseq 1 40 | tail -n 1\n```", "```answer\n40\n```"], task=task)
+        assert retry.steps[0]["command"] == "seq 1 40 | tail -n 1"
 
 
 ROUTES = """{

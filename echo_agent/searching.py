@@ -82,10 +82,27 @@ def root(word: str) -> str:
     return stem(w)
 
 
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = r"(?P<month{n}>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DAY = r"(?P<day{n}>[0-3]?\d)(?:st|nd|rd|th)?"
+_DATE_RE = re.compile(rf"\b(?:{_DAY.format(n=1)}\s+(?:of\s+)?{_MONTH.format(n=1)}|{_MONTH.format(n=2)}\s+"
+                      rf"{_DAY.format(n=2)})(?![\w:])", re.IGNORECASE)
+
+
+def written_dates(task: str) -> str:
+    """The task with a day written as people say it ("14 May", "May 14th") as files write it: `05-14`, the
+    end of an ISO date (2025-05-14), in a log line or a file's name."""
+    def iso(m: re.Match[str]) -> str:
+        month, day = m.group("month1") or m.group("month2"), int(m.group("day1") or m.group("day2"))
+        return f"{MONTHS.index(month.lower()) + 1:02d}-{day:02d}" if 1 <= day <= 31 else m.group(0)
+    return _DATE_RE.sub(iso, task)
+
+
 def task_words(task: str) -> list[str]:
-    """What to search the files for: the task's names that are no path and no question word, as roots."""
+    """What to search the files for: the task's names that are no path and no question word, as roots; a day
+    as files write it (`written_dates`)."""
     out: list[str] = []
-    for w in names(task):
+    for w in names(written_dates(task)):
         if is_path(w) or w.lower() in QUESTION_WORDS or not re.fullmatch(r"[\w-]+", w):
             continue
         if (r := root(w)) not in out and len(r) >= 2:
@@ -169,13 +186,14 @@ def _indent(line: str) -> int:
     return len(expanded) - len(expanded.lstrip())
 
 
-def block(lines: Sequence[str], i: int) -> tuple[int, int]:
+def block(lines: Sequence[str], i: int, alone: bool = True) -> tuple[int, int]:
     """The first and last line of the record that line `i` belongs to: the lines around it, up to a blank line,
     indented at least as deep, and the header above them (a YAML key, a JSON `{`). A line at the left margin
     belongs to its paragraph (an INI section, a table, a changelog's release), unless it holds a value of its
-    own (`KEEP_DAILY := 38`, `motorcycle = 27.90`): that is shown alone, not among the settings beside it."""
+    own (`KEEP_DAILY := 38`, `motorcycle = 27.90`) and `alone`: that is shown alone, not among the settings
+    beside it."""
     depth = _indent(lines[i])
-    if depth == 0 and SETTING_RE.match(lines[i]):
+    if alone and depth == 0 and SETTING_RE.match(lines[i]):
         return i, i
     first = last = i
     while first > 0 and lines[first - 1].strip() and _indent(lines[first - 1]) >= depth:
@@ -217,7 +235,9 @@ def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
     record around it as context (`block`: the YAML block, the JSON object, the INI section, the table), so that
     the value a key or a heading names is shown with it. The output must stay short enough to show
     (grounding.is_short): the record is cut to a line above and the lines below that fit, then only each file's
-    first match is shown (when that is the best line), then a line of context either side, then none."""
+    first match is shown (when that is the best line), then a line of context either side, then none. A line
+    that sets its own value is shown alone, with the lines of its paragraph that hold the task's other words
+    (a service's `User=` beside the `ExecStart=` the task's words found) when the output stays short."""
     here = Path(cwd)
     texts = [_read(here / f).splitlines() for f in files]
     words = task_words(task)
@@ -237,19 +257,33 @@ def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
     for f in range(len(files)):
         if f != best[0] and not any(at[0] == f for w in chosen for at in hits[w]):
             chosen += [w for w in held if any(at[0] == f for at in hits[w])][:1]
-    keep = [f for f in range(len(files)) if any(at[0] == f for w in chosen for at in hits[w])]
-    names_kept, texts_kept = [files[f] for f in keep], [texts[f] for f in keep]
-    matched = [{n for w in chosen for g, n in hits[w] if g == f} for f in keep]
     first, last = block(texts[best[0]], best[1])
     above, below = best[1] - first, last - best[1]
-    cut = min(above, 1), min(below, SHORT_LINES - 1 - min(above, 1))
-    is_first = best[1] == min(matched[keep.index(best[0])])
-    tiers = [(above, below, False), (*cut, False)]
-    tiers += [(above, below, True), (*cut, True)] if is_first else []
-    for before, after, only_first in [*tiers, (1, 1, False), (0, 0, False)]:
-        if is_short(grep_output(texts_kept, names_kept, matched, before, after, only_first)):
-            break
-    return grep_command(chosen, names_kept, before, after, only_first)
+
+    def fit(words: list[str], must: bool) -> str | None:
+        """The grep for `words` with the widest context that keeps its output short (or, when `must`, none)."""
+        keep = [f for f in range(len(files)) if any(at[0] == f for w in words for at in hits[w])]
+        names_kept, texts_kept = [files[f] for f in keep], [texts[f] for f in keep]
+        matched = [{n for w in words for g, n in hits[w] if g == f} for f in keep]
+        cut = min(above, 1), min(below, SHORT_LINES - 1 - min(above, 1))
+        tiers = [(above, below, False), (*cut, False)]
+        if best[1] == min(matched[keep.index(best[0])]):  # the best line is its file's first match
+            tiers += [(above, below, True), (*cut, True)]
+        for before, after, only_first in [*tiers, (1, 1, False), (0, 0, False)]:
+            if is_short(grep_output(texts_kept, names_kept, matched, before, after, only_first)):
+                return grep_command(words, names_kept, before, after, only_first)
+        return grep_command(words, names_kept, 0, 0) if must else None
+
+    if first == last:  # a setting shown alone: the task's other words among the settings beside it come too
+        para = block(texts[best[0]], best[1], alone=False)  # (User= beside a service's ExecStart=)
+        beside, shown = list(chosen), {at for w in chosen for at in hits[w]}
+        for w in held:  # rarest first, each showing a line of the paragraph not shown yet
+            if {(f, n) for f, n in hits[w] - shown if f == best[0] and para[0] <= n <= para[1]}:
+                beside.append(w)
+                shown |= hits[w]
+        if beside != chosen and (command := fit(beside, must=False)):
+            return command
+    return fit(chosen, must=True)
 
 
 def read_command(task: str, file: str, cwd: str | Path) -> str:

@@ -20,6 +20,7 @@ from echo_agent.searching import (
     search_in,
     task_terms,
     task_words,
+    written_dates,
 )
 from echo_agent.shell import ShellSession
 
@@ -194,6 +195,25 @@ def test_the_search_shows_the_record_around_the_best_line(tmp_path):
     # a line that holds its own value is shown alone, not with the prices beside it
     command, out = shown("how much is a motorcycle ticket", "fares.toml")
     assert command == "grep -n -i -E motorcycle fares.toml" and "62.30" not in out
+
+
+def test_a_setting_comes_with_the_settings_beside_it_that_hold_the_tasks_other_words(tmp_path):
+    service = "[Unit]\nDescription=Push the tickets\n\n[Service]\nType=oneshot\nUser=weighdesk\nGroup=ops\n" \
+              "WorkingDirectory=/opt/tw\nEnvironment=BATCH=250\nExecStart=/opt/tw/bin/nightly-sync\nTimeout=9\n"
+    (tmp_path / "sync.service").write_text(service)
+    # ExecStart holds "nightly" and "sync", User= holds "user": both lines, not the whole section
+    command = search_in("which user does the nightly sync run as", ["sync.service"], tmp_path)
+    assert command == "grep -n -i -E 'nightly|user' sync.service"
+    out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
+    assert out == "6:User=weighdesk\n10:ExecStart=/opt/tw/bin/nightly-sync\n"
+
+
+def test_a_day_is_searched_for_as_files_write_it():
+    assert written_dates("whose lorry was turned away on 14 May") == "whose lorry was turned away on 05-14"
+    assert written_dates("what broke on May 3rd") == "what broke on 05-03"
+    assert written_dates("deploys on the 1st of March") == "deploys on the 03-01"
+    assert written_dates("may I see the 3 files") == "may I see the 3 files"  # "may" is no month here
+    assert task_words("whose lorry was turned away on 14 May")[-1] == "05-14"
 
 
 def test_the_record_context_narrows_until_the_output_is_short_enough_to_show(tmp_path):

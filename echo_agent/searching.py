@@ -40,7 +40,7 @@ GENERIC = frozenset(
     "many much count number list show find print value set setting inside below under".split())
 """Words a task uses for what it asks about rather than which thing: never a name to look for."""
 QUESTION_WORDS = frozenset(
-    "where when why whose whom use uses used using run runs get gets got have has had need needs go goes end ends "
+    "if where when why whose whom use uses used using run runs get gets got have has had need needs go goes end ends "
     "up down does did done look looks after keep keeps kept take takes per long big small there any all some can "
     "could should would will our we you your us they their it its be being been currently right now".split())
 """Words of how a question is put, not of what it is about: not searched for."""
@@ -82,6 +82,7 @@ def root(word: str) -> str:
     return stem(w)
 
 
+WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH = r"(?P<month{n}>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _DAY = r"(?P<day{n}>[0-3]?\d)(?:st|nd|rd|th)?"
@@ -100,13 +101,14 @@ def written_dates(task: str) -> str:
 
 def task_words(task: str) -> list[str]:
     """What to search the files for: the task's names that are no path and no question word, as roots; a day
-    as files write it (`written_dates`)."""
+    as files write it (`written_dates`), and a weekday as its abbreviation too (`days = ["sat", "sun"]`)."""
     out: list[str] = []
     for w in names(written_dates(task)):
         if is_path(w) or w.lower() in QUESTION_WORDS or not re.fullmatch(r"[\w-]+", w):
             continue
-        if (r := root(w)) not in out and len(r) >= 2:
-            out.append(r)
+        for word in (root(w), *([w[:3].lower()] if w.lower() in WEEKDAYS else [])):  # "Sunday", also "sun"
+            if word not in out and len(word) >= 2:
+                out.append(word)
     return out
 
 

@@ -208,12 +208,13 @@ def test_a_setting_comes_with_the_settings_beside_it_that_hold_the_tasks_other_w
     assert out == "6:User=weighdesk\n10:ExecStart=/opt/tw/bin/nightly-sync\n"
 
 
-def test_a_day_is_searched_for_as_files_write_it():
+def test_a_day_and_a_weekday_are_searched_for_as_files_write_them():
     assert written_dates("whose lorry was turned away on 14 May") == "whose lorry was turned away on 05-14"
     assert written_dates("what broke on May 3rd") == "what broke on 05-03"
     assert written_dates("deploys on the 1st of March") == "deploys on the 03-01"
     assert written_dates("may I see the 3 files") == "may I see the 3 files"  # "may" is no month here
     assert task_words("whose lorry was turned away on 14 May")[-1] == "05-14"
+    assert task_words("who is on call if it breaks on a Sunday") == ["call", "break", "sunday", "sun"]
 
 
 def test_the_record_context_narrows_until_the_output_is_short_enough_to_show(tmp_path):

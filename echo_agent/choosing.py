@@ -163,7 +163,9 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
         return quoted
     broken = degenerate(own)
     found = [] if broken else [own]
-    search = functools.cache(lambda: content_search(task, here))  # it reads the files here: at most once
+    # Each reads the files here: at most once per call.
+    top = functools.cache(lambda: search_files(task, here))
+    search = functools.cache(lambda: content_search(task, here, top()))
     for example_task, example_command in prompt_examples(prompt):
         if SEARCH_RE.match(example_command):  # its files were chosen for the example's words, not the task's
             adapted = search()
@@ -178,10 +180,10 @@ def candidates(task: str, prompt: Sequence[ChatMessage], own: str, cwd: str | Pa
     found = _keep(found, lambda c: not runnable(c))
     found = _keep(found, lambda c: LITERAL_ECHO.fullmatch(c) is not None)
     named = [w for w in names(task) if (here / w).exists()]
-    if not named and related_files(task, here) and (files := search_files(task, here)):
+    if not named and related_files(task, here) and top():
         if search() and search() not in found:
             found.append(search())
-        return _keep(found, lambda c: not any(_mentions(c, f) for f in files))
+        return _keep(found, lambda c: not any(_mentions(c, f) for f in top()))
     return _keep(found, lambda c: not all(_mentions(c, w) for w in named))
 
 

@@ -320,11 +320,11 @@ def search_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
     return sorted((f for f in scores if scores[f] >= best - 1e-9), key=lambda f: (f.count("/"), f))[:limit]
 
 
-def content_search(task: str, cwd: str | Path) -> str | None:
-    """A look-up of the files that hold the most of the task's words (`search_files`): a search of several
-    (`search_in`), or a read of the first (`read_command`) when there is one or their text holds none of the
-    words; None when no file holds any of them."""
-    top = search_files(task, cwd)
+def content_search(task: str, cwd: str | Path, top: Sequence[str] | None = None) -> str | None:
+    """A look-up of the files that hold the most of the task's words (`top`, else `search_files`): a search of
+    several (`search_in`), or a read of the first (`read_command`) when there is one or their text holds none
+    of the words; None when no file holds any of them."""
+    top = search_files(task, cwd) if top is None else top
     if not top:
         return None
     return (search_in(task, top, cwd) if len(top) > 1 else None) or read_command(task, top[0], cwd)

@@ -9,7 +9,8 @@ memory, with nothing run, when the model is sure of the answer and it agrees wit
 An answer is grounded (`grounding.py`) before it is given: one that states what the observations do not hold is
 replaced by the output it should have read. A new task's first command is chosen by the model among its own reply
 and its examples adapted to the task (`choosing.py`); when it fails or prints nothing about the task, a search of
-the files here for the task's words (`searching.py`) and the next candidate run before the model answers. Every
+the files here for the task's words (`searching.py`) and the next candidate run before the model answers; when it
+read part of the files but missed the lines that best match the task, that search runs once after it. Every
 step is committed to the store as it completes; the context is built from the stored (redacted) steps with
 `transcript.py`, so what the model saw is exactly what the updater trains on.
 """
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from echo_agent import observation as obs
 from echo_agent import recall, remembering
 from echo_agent.agent_config import AgentConfig, Verify
-from echo_agent.choosing import candidates, fallbacks, rank
+from echo_agent.choosing import candidates, fallbacks, rank, second_look
 from echo_agent.config import Settings
 from echo_agent.examples import Example, store_examples
 from echo_agent.grounding import ground
@@ -112,7 +113,7 @@ class Agent:
         self.declined: list[str] = []  # commands the user said no to in this episode
         self._task = ""
         self._ranked: list[str] = []  # a new task's first candidates, best first (choosing.py)
-        self._fallbacks: list[str] | None = None  # what runs next while they fail, once asked for
+        self._fallbacks: list[str] | None = None  # what runs next while they fail (or after one that missed)
         self._held: list[str] | None = None  # the task's words that files here hold, once asked for
         self._again: str | None = None  # the look-up that answered this task here before (AgentConfig.reuse)
         self._verify_credit = random.Random(self.config.seed).random()  # the sample's start (AgentConfig.verify)
@@ -186,6 +187,13 @@ class Agent:
                 if (command := self._fallbacks.pop(0)) not in ran:
                     self._act(result, f"```bash\n{command}{CLOSE}", command, messages)
                     return
+        elif self._ranked and len(result.steps) == 1 and self._fallbacks is None:  # it worked: did it miss?
+            self._fallbacks = []  # one more look at most
+            first = result.steps[0]
+            if first.get("kind") == StepKind.RETRIEVAL and (command := second_look(
+                    task, first.get("command") or "", first.get("output") or "", self.shell.cwd)):
+                self._act(result, f"```bash\n{command}{CLOSE}", command, messages)
+                return
         reply = self._reply(messages, prefill)
         try:
             kind, text = parse_reply(reply)

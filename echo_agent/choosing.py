@@ -17,7 +17,8 @@ its files are kept. An example that was such a search is not adapted word for wo
 its own words): the task's own search stands in for it. When the chosen look-up fails (it exits
 non-zero, or prints nothing about the task: agent.py), the agent runs the search of the files here for the
 task's words (`searching.content_search`), then the next candidate in the model's order (`fallbacks`), before
-the model answers.
+the model answers. A chosen look-up that worked and printed part of the files here but missed the lines that best
+match the task gets that search (or read) once after it (`second_look`).
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ from echo_agent.replies import CLOSE
 from echo_agent.searching import (
     READ_BYTES,
     content_search,
+    held_words,
     is_path,
     names,
     read_command,
+    reads_files,
     related_files,
     search_files,
+    shows_best,
 )
 from echo_agent.shell.risk import is_read_only
 
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
 
 _PART_RE = re.compile(r"\w[\w.-]*\w|\w")
 SEARCH_RE = re.compile(r"grep -n -i (-[mCBA]\d+ )*-E ")
-"""A search of the files here built for a task's words (`searching.grep_command`)."""
+"""A search of the files here built for a task's words (`grepping.grep_command`)."""
 SUBCOMMANDS = frozenset("git docker kubectl systemctl npm pip apt cargo go".split())
 """Programs whose second word is a subcommand, which no task's wording may replace."""
 
@@ -206,13 +210,36 @@ def rank(backend: ModelBackend, messages: Sequence[ChatMessage], prefill: str, c
     return [commands[i] for i in sorted(range(len(commands)), key=lambda i: (-scores[i], i))]
 
 
+def _named_files(task: str, here: Path) -> list[str]:
+    return [w for w in names(task) if (here / w).is_file() and (here / w).stat().st_size <= READ_BYTES]
+
+
+def second_look(task: str, command: str, output: str, cwd: str | Path) -> str | None:
+    """What to run after a look-up that read part of the files here but missed the lines that best match the
+    task (`searching.shows_best`): the read or search a failed look-up falls back to, unless that is what ran.
+    The lines are those of the files the task names, else of those the search chooses (when files here hold the
+    task's words). `grep dump Makefile` printed `dump:` lines but not `KEEP_DUMPS := 46`. A look-up that read
+    no file here (`ss -ltnp`, `python3 --version`, `ls`, `wc -l`) is what the model chose to ask the machine:
+    it is kept. None when nothing is missed."""
+    here = Path(cwd)
+    if not reads_files(output, here):
+        return None
+    if any((here / w).exists() for w in names(task)):
+        files = _named_files(task, here)
+    else:
+        files = search_files(task, here) if held_words(task, here) else []
+    if not files or shows_best(output, task, files, here):
+        return None
+    look = fallbacks(task, [], here, limit=1)
+    return look[0] if look and look[0] != command else None
+
+
 def fallbacks(task: str, ranked: list[str], cwd: str | Path, limit: int = 2) -> list[str]:
     """What to run, in order, when the chosen look-up fails: a read of the files the task names
     (`read_command`), a search of the files here for the task's words (`searching.content_search`), then the
     next candidates in the model's order; read-only commands only, at most `limit`."""
     here = Path(cwd)
-    named = [w for w in names(task) if (here / w).is_file() and (here / w).stat().st_size <= READ_BYTES]
-    out = [read_command(task, w, here) for w in named]
+    out = [read_command(task, w, here) for w in _named_files(task, here)]
     if search := content_search(task, here):
         out.append(search)
     out += [c for c in ranked[1:] if is_read_only(c)]

@@ -7,12 +7,14 @@ and its output holds nothing about the task. A person greps. So does the agent:
 with plural and tense endings taken off, so that "archived" finds "archive" and "maintains" finds
 "MAINTAINERS"), weighs each word by how few files hold it (a word every file holds says nothing; a file's path
 counts among its words), and builds one `grep` over the best file or files for the line that holds the most of
-them, with that line's record as context (`block`: a JSON object, a YAML block, an INI section, a table), cut
-until the output is short enough to show. Its pattern is one a person can read, and Python's `re` reads it the
-same way (`matching_lines`); `grep_output` is what grep prints for it.
+them (each word weighed by how few lines here hold it), with that line's record as context (`grepping.block`: a
+JSON object, a YAML block, an INI section, a table), cut until the output is short enough to show
+(`grepping.grep_output` predicts what grep prints).
 
 `about_task` says whether an output mentions any of the task's words that the files here hold: the agent falls
-back to the search when its own look-ups printed nothing about the task (agent.py).
+back to the search when its own look-ups printed nothing about the task (agent.py). `shows_best` says whether
+an output that read part of the files shows the lines that best match the task: the agent takes a second look
+when it does not (choosing.second_look).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from echo_agent.examples import STOPWORDS, stem
+from echo_agent.grepping import block, grep_command, grep_output, matching_lines, pattern
 from echo_agent.grounding import SHORT_LINES, is_short
 
 WALK_DEPTH = 2
@@ -46,8 +49,6 @@ QUESTION_WORDS = frozenset(
 """Words of how a question is put, not of what it is about: not searched for."""
 
 _WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
-SETTING_RE = re.compile(r"(?:export\s+)?[\w.\"'-]+\s*(?::=|\?=|\+=|=|:)\s*\S")
-"""A line that sets a value of its own: `KEY=value`, `key: value`, `key = value`, `VAR := value`."""
 _ERROR_LINE_RE = re.compile(
     r"[^:\n]*: .*(No such file or directory|cannot access|Permission denied|Is a directory|Not a directory)\S*\s*$",
     re.IGNORECASE)
@@ -112,10 +113,19 @@ def task_words(task: str) -> list[str]:
     return out
 
 
-def pattern(word: str) -> str:
-    """The grep -E (and Python re) pattern for a root: a short one must be a whole word ("ip" is not in
-    "pipefail"); a longer one may start or end a longer word ("daily" in KEEP_DAILY)."""
-    return rf"\b{word}\b" if len(word) <= 3 else word  # letters, digits, _ and -: nothing to escape
+def asking_words(task: str) -> list[str]:
+    """The task's question words of three letters or more, as roots ("keep" in "how many dumps does the
+    Makefile keep"): never searched for, but a line holding them besides the task's words matches it better
+    (`KEEP_DUMPS := 46` over `dump:`)."""
+    out: list[str] = []
+    for w in names(task):
+        if w.lower() in QUESTION_WORDS and len(w) >= 3 and (word := root(w)) not in out:
+            out.append(word)
+    return out
+
+
+TIE_BREAK = 0.1
+"""How much a question word weighs on a line, against a word of the task (`asking_words`)."""
 
 
 def text_files(cwd: str | Path) -> list[Path]:
@@ -159,12 +169,6 @@ def related_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
     return [rel for *_, rel in sorted(found)[:limit]]
 
 
-def matching_lines(text: str, word: str) -> set[int]:
-    """The numbers of the lines of `text` that the word's pattern matches, as grep -i -E finds them."""
-    regex = re.compile(pattern(word), re.IGNORECASE)
-    return {i for i, line in enumerate(text.splitlines()) if regex.search(line)}
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -172,67 +176,57 @@ def _read(path: Path) -> str:
         return ""
 
 
-def grep_command(words: Sequence[str], files: Sequence[str], before: int = 1, after: int = 1,
-                 first: bool = False) -> str:
-    """`grep -n -i` for the words' patterns in `files`, with `before`/`after` lines of context, and only each
-    file's first match when `first`."""
-    flags = ["-n", "-i"] + (["-m1"] if first else [])
-    flags += [f"-C{before}"] if before == after and before else [f"-B{before}"] * bool(before) + [
-        f"-A{after}"] * bool(after)
-    return f"grep {' '.join(flags)} -E {shlex.quote('|'.join(pattern(w) for w in words))} " + " ".join(
-        map(shlex.quote, files))
+def line_weights(words: Sequence[str], cwd: str | Path) -> dict[str, float]:
+    """Each word that some line of the text files here holds, weighed by how few lines hold it: log(1 + lines /
+    lines holding it). "repeater" on ten lines of five files says less than "Knockvallan" on three lines of two,
+    even where the files searched hold "repeater" on fewer lines."""
+    regexes = {w: re.compile(pattern(w), re.IGNORECASE) for w in words}
+    total, holding = 0, dict.fromkeys(words, 0)
+    for path in text_files(cwd) if words else []:
+        lines = _read(path).splitlines()
+        total += len(lines)
+        for w, regex in regexes.items():
+            holding[w] += sum(1 for line in lines if regex.search(line))
+    return {w: math.log(1 + total / n) for w, n in holding.items() if n}
 
 
-def _indent(line: str) -> int:
-    expanded = line.expandtabs()
-    return len(expanded) - len(expanded.lstrip())
+Hits = dict[str, set[tuple[int, int]]]
+"""For each word, the lines (file, line) that it matches."""
 
 
-def block(lines: Sequence[str], i: int, alone: bool = True) -> tuple[int, int]:
-    """The first and last line of the record that line `i` belongs to: the lines around it, up to a blank line,
-    indented at least as deep, and the header above them (a YAML key, a JSON `{`). A line at the left margin
-    belongs to its paragraph (an INI section, a table, a changelog's release), unless it holds a value of its
-    own (`KEEP_DAILY := 38`, `motorcycle = 27.90`) and `alone`: that is shown alone, not among the settings
-    beside it."""
-    depth = _indent(lines[i])
-    if alone and depth == 0 and SETTING_RE.match(lines[i]):
-        return i, i
-    first = last = i
-    while first > 0 and lines[first - 1].strip() and _indent(lines[first - 1]) >= depth:
-        first -= 1
-    while last + 1 < len(lines) and lines[last + 1].strip() and _indent(lines[last + 1]) >= depth:
-        last += 1
-    if first > 0 and lines[first - 1].strip():
-        first -= 1
-    return first, last
-
-
-def grep_output(texts: Sequence[Sequence[str]], files: Sequence[str], matched: Sequence[set[int]],
-                before: int, after: int, first: bool = False) -> str:
-    """What `grep_command` prints for the `matched` lines of each file (as grep -n prints them: the file's
-    name first when there are several, `:` on a matching line, `-` on a line of context, `--` between
-    groups of context)."""
-    out: list[str] = []
-    for lines, name, found in zip(texts, files, matched, strict=True):
-        found = set(sorted(found)[:1]) if first else found
-        prefix = f"{name}" if len(files) > 1 else ""
-        end = -2
-        for m in sorted(found):
-            start = max(0, m - before, end + 1)
-            if out and start > end + 1 and (before or after):
-                out.append("--")
-            for n in range(start, min(len(lines) - 1, m + after) + 1):
-                mark = ":" if n in found else "-"
-                out.append(f"{prefix}{mark if prefix else ''}{n + 1}{mark}{lines[n]}")
-            end = max(end, min(len(lines) - 1, m + after))
-    return "\n".join(out)
+def _best_lines(texts: Sequence[Sequence[str]], task: str, cwd: str | Path,
+                ) -> tuple[Hits, list[str], dict[tuple[int, int], float]]:
+    """The lines of `texts` that each of the task's words matches (file, line), the words some line holds (those
+    on the fewest lines of `texts` first), and the score of each line holding one: the weights (`line_weights`)
+    of the words it holds, and a tenth of those of the question words it holds (`asking_words`)."""
+    words, asking = task_words(task), [w for w in asking_words(task) if w not in task_words(task)]
+    hits = {w: {(f, n) for f, lines in enumerate(texts) for n in matching_lines("\n".join(lines), w)}
+            for w in [*words, *asking]}
+    held = [w for w in words if hits[w]]
+    if not held:
+        return hits, [], {}
+    asked = [w for w in asking if hits[w]]
+    weight = line_weights([*held, *asked], cwd)
+    total = sum(len(lines) for lines in texts)
+    for w in [*held, *asked]:  # a file deeper than the walk: weighed within the files searched
+        weight.setdefault(w, math.log(1 + total / len(hits[w])))
+    held.sort(key=lambda w: (len(hits[w]), -weight[w]))  # the grep looks for the word on fewest lines here
+    score: dict[tuple[int, int], float] = {}
+    for w in held:
+        for at in hits[w]:
+            score[at] = score.get(at, 0.0) + weight[w]
+    for w in asked:  # only where a word of the task is
+        for at in hits[w] & score.keys():
+            score[at] += TIE_BREAK * weight[w]
+    return hits, held, score
 
 
 def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
     """A grep of `files` (relative to `cwd`) showing the record that best matches the task, or None when they
     hold none of its words.
 
-    The best line is the one holding the most of the task's words, each weighed by how few lines hold it. The
+    The best line is the one holding the most of the task's words, each weighed by how few lines of the files
+    here hold it (`line_weights`). The
     grep looks for that line's rarest word (and, in each other file, that file's rarest word), with the line's
     record around it as context (`block`: the YAML block, the JSON object, the INI section, the table), so that
     the value a key or a heading names is shown with it. The output must stay short enough to show
@@ -242,18 +236,9 @@ def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
     (a service's `User=` beside the `ExecStart=` the task's words found) when the output stays short."""
     here = Path(cwd)
     texts = [_read(here / f).splitlines() for f in files]
-    words = task_words(task)
-    hits = {w: {(f, n) for f, lines in enumerate(texts) for n in matching_lines("\n".join(lines), w)}
-            for w in words}
-    held = sorted((w for w in words if hits[w]), key=lambda w: len(hits[w]))
+    hits, held, score = _best_lines(texts, task, here)
     if not held:
         return None
-    total = sum(len(lines) for lines in texts)
-    weight = {w: math.log(1 + total / len(hits[w])) for w in held}
-    score: dict[tuple[int, int], float] = {}
-    for w in held:
-        for at in hits[w]:
-            score[at] = score.get(at, 0.0) + weight[w]
     best = max(sorted(score), key=lambda at: score[at])
     chosen = [next(w for w in held if best in hits[w])]
     for f in range(len(files)):
@@ -286,6 +271,37 @@ def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
         if beside != chosen and (command := fit(beside, must=False)):
             return command
     return fit(chosen, must=True)
+
+
+def shows_best(output: str, task: str, files: Sequence[str], cwd: str | Path) -> bool:
+    """Whether `output` shows the lines of `files` (relative to `cwd`) that best match the task, as far as it
+    read them: every best line of each file it shows a line of (when they are few enough to show, else one),
+    or else one of them. A `grep dump Makefile` that prints `dump:` but not `KEEP_DUMPS := 46` misses "how
+    many dumps does the Makefile keep"; a `cat OWNERS` that shows OWNERS whole need not show docs/queues.md
+    too. When no line of `files` holds the task's words, any output shows the best there is."""
+    here = Path(cwd)
+    texts = [_read(here / f).splitlines() for f in files]
+    _, _, score = _best_lines(texts, task, here)
+    if not score:
+        return True
+    top = max(score.values())
+    best = [(f, texts[f][n].strip() in output) for (f, n), value in score.items() if value >= top - 1e-9]
+    read = {f for f, lines in enumerate(texts) if reads(output, lines)}
+    among = [shown for f, shown in best if f in read]
+    if not among:
+        return any(shown for _, shown in best)
+    return all(among) if len(among) <= SHORT_LINES else any(among)
+
+
+def reads(output: str, lines: Sequence[str]) -> bool:
+    """Whether the output shows one of `lines` (one with a letter and four characters or more)."""
+    return any(len(line.strip()) >= 4 and re.search("[A-Za-z]", line) and line.strip() in output for line in lines)
+
+
+def reads_files(output: str, cwd: str | Path) -> bool:
+    """Whether the output shows a line of a text file here (`text_files`): a `grep`, `cat` or `head` of one,
+    not an `ls`, a `wc -l` or a program's own report."""
+    return any(reads(output, _read(path).splitlines()) for path in text_files(cwd)) if output.strip() else False
 
 
 def read_command(task: str, file: str, cwd: str | Path) -> str:

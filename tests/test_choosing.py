@@ -12,6 +12,7 @@ from echo_agent.choosing import (
     fallbacks,
     prompt_examples,
     rank,
+    second_look,
 )
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.searching import related_files
@@ -193,3 +194,48 @@ def test_the_agent_runs_the_fallbacks_while_its_look_ups_fail(tmp_path, isolated
     with ShellSession(cwd=here) as shell:
         result = Agent(backend, shell, config=AgentConfig(show_output=False)).run("who looks after storage")
     assert [s["command"] for s in result.steps] == ["cat MAINTAINERS"]
+
+
+def _makefile(tmp_path):
+    (tmp_path / "Makefile").write_text(
+        "DUMP_DIR := /var/backups/pg\nKEEP_DUMPS := 46\n\ndump:\n\tpg_dump app > $(DUMP_DIR)/$$(date +%F).sql\n")
+    (tmp_path / "README.md").write_text("# app\n\nThe web app. `make dump` writes a database dump.\n")
+    return tmp_path
+
+
+def test_a_look_up_that_read_part_of_a_file_but_missed_its_best_lines_gets_a_second_look(tmp_path):
+    here = _makefile(tmp_path)
+    task = "how many database dumps does the Makefile keep"
+    # a case-sensitive grep printed the dump target but not KEEP_DUMPS: the search of the Makefile runs after it
+    partial = "4:dump:\n5:\tpg_dump app > $(DUMP_DIR)/$$(date +%F).sql\n"
+    assert second_look(task, "grep -n dump Makefile", partial, here) == "cat Makefile"  # short: read whole
+    # it showed every line holding the task's words, or the search is what ran: nothing more to look at
+    whole = (here / "Makefile").read_text()
+    assert second_look(task, "cat Makefile", whole, here) is None
+    assert second_look(task, "cat Makefile", partial, here) is None
+    # a look-up that read no file here is the model's question to the machine, kept as it is
+    assert second_look(task, "wc -l < Makefile", "5\n", here) is None
+    assert second_look("which port does the web app listen on", "ss -ltn", "State  Local Address:Port\n", here) is None
+    # a task that names nothing here: the best lines of the files the search chooses, as far as the look-up read
+    # them (every "dump" line of the Makefile it grepped), run after it
+    assert second_look("how many dumps are kept", "grep -n dump Makefile", partial, here) == (
+        "grep -n -i -E dump Makefile README.md")
+    assert second_look("how many dumps are kept", "cat Makefile", whole, here) is None  # README.md's need not show
+    # the README's line holds both "database" and "dump": the best line, which the grep of the Makefile missed
+    assert second_look("where do the database dumps go", "cat Makefile", whole, here) == "cat README.md"
+
+
+def test_the_agent_takes_a_second_look_after_a_partial_read(tmp_path, isolated_home):
+    here = _makefile(tmp_path)
+    backend = Scores(["```bash\ngrep -n dump Makefile\n```", "```answer\n46\n```"], best="grep -n dump")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run(
+            "how many database dumps does the Makefile keep")
+    assert [s["command"] for s in result.steps] == ["grep -n dump Makefile", "cat Makefile"]
+    assert "KEEP_DUMPS := 46" in result.steps[1]["output"] and result.answer == "46"
+    # one that showed the best lines is answered from, as before
+    backend = Scores(["```bash\ngrep -n KEEP Makefile\n```", "```answer\n46\n```"], best="grep -n KEEP")
+    with ShellSession(cwd=here) as shell:
+        result = Agent(backend, shell, config=AgentConfig(show_output=False)).run(
+            "how many dumps does the Makefile keep")
+    assert [s["command"] for s in result.steps] == ["grep -n KEEP Makefile"]

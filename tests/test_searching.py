@@ -8,16 +8,15 @@ import subprocess
 import pytest
 
 from echo_agent.agent import Agent, AgentConfig
+from echo_agent.grepping import grep_command, grep_output, matching_lines
 from echo_agent.models.scripted import ScriptedBackend
 from echo_agent.searching import (
     about_task,
     content_search,
-    grep_command,
-    grep_output,
     held_words,
-    matching_lines,
     search_files,
     search_in,
+    shows_best,
     task_terms,
     task_words,
     written_dates,
@@ -227,11 +226,11 @@ def test_the_record_context_narrows_until_the_output_is_short_enough_to_show(tmp
                       for name in ("primary", "replica", "reports", "archive"))
     (tmp_path / "pools.yaml").write_text(records)
     # every match with its record is too much to show: only the first match, which is the best line, with its
-    # record
+    # record ("host" is on fewer lines here than "database", which dumps.ini holds too)
     command = search_in("what is the database host", ["pools.yaml"], tmp_path)
-    assert command == "grep -n -i -m1 -B1 -A2 -E database pools.yaml"
+    assert command == "grep -n -i -m1 -B2 -A1 -E host pools.yaml"
     out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
-    assert out == "1-primary:\n2:  database: primary_db\n3-  host: primary.example\n4-  pool: 4\n"
+    assert out == "1-primary:\n2-  database: primary_db\n3:  host: primary.example\n4-  pool: 4\n"
 
 
 @pytest.mark.parametrize("before,after,first", [(0, 0, False), (1, 1, False), (2, 0, False), (0, 3, True),
@@ -261,3 +260,25 @@ def test_a_files_path_counts_as_words_it_holds(tmp_path):
     assert search_files("who is the harbourmaster at the port of Wraysholm", tmp_path) == ["docs/ports.md"]
     (tmp_path / ".harbourmaster.md").write_text("Wraysholm\n")  # a hidden file's name is no word of it
     assert search_files("who is the harbourmaster at Wraysholm", tmp_path) == ["docs/ports.md"]
+
+
+def test_a_word_weighs_by_how_few_lines_of_all_the_files_here_hold_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sites.json").write_text(
+        '{\n  "sites": [\n    {"name": "Knockvallan", "ctcss": 94.8},\n    {"name": "Brannock", "ctcss": 88.5},\n'
+        '    {"name": "Tarrow", "note": "Knockvallan mast backup"}\n  ]\n}\n')
+    (tmp_path / "notes.md").write_text("".join(f"- site {i} checked\n" for i in range(6)))
+    # in sites.json "site" is on one line and "Knockvallan" on two; here "site" is on seven: Knockvallan's line
+    command = search_in("what tone does the Knockvallan site need", ["data/sites.json"], tmp_path)
+    assert command == "grep -n -i -B1 -A2 -E knockvallan data/sites.json"
+    out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True).stdout
+    assert "94.8" in out
+
+
+def test_a_question_word_breaks_a_tie_between_lines_holding_the_tasks_words(tmp_path):
+    (tmp_path / "Makefile").write_text("DUMP_DIR := /srv/dumps\nKEEP_DUMPS := 46\n\ndump:\n\tpg_dump app\n")
+    task = "how many dumps does the Makefile keep"
+    assert task_words(task) == ["dump", "makefile"]  # "keep" is how the question is put: never searched for
+    assert shows_best("2:KEEP_DUMPS := 46\n", task, ["Makefile"], tmp_path)  # but it makes the best line
+    assert not shows_best("4:dump:\n5:\tpg_dump app\n", task, ["Makefile"], tmp_path)
+    assert shows_best("anything", "what is the weather", ["Makefile"], tmp_path)  # no line holds a word of it

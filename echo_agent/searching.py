@@ -45,7 +45,8 @@ GENERIC = frozenset(
 QUESTION_WORDS = frozenset(
     "if where when why whose whom use uses used using run runs get gets got have has had need needs go goes end ends "
     "up down does did done look looks after keep keeps kept take takes per long big small there any all some can "
-    "could should would will our we you your us they their it its be being been currently right now".split())
+    "could should would will our we you your us they their it its be being been currently right now often off time "
+    "before someone somebody anyone anybody meant supposed".split())
 """Words of how a question is put, not of what it is about: not searched for."""
 
 _WORD_RE = re.compile(r"[A-Za-z0-9_][\w.\-/]*[\w/]|[A-Za-z0-9_]")
@@ -316,8 +317,9 @@ def read_command(task: str, file: str, cwd: str | Path) -> str:
 def search_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
     """The files here that hold the most of the task's words, in their text or in their path ("Port Ailsing"
     is in docs/ports.md by name, "crossing" in data/routes.json by its text; a hidden file's name does not
-    count), each word weighed by how few files hold it: those scoring as the best does, at most `limit`, the
-    shallowest first, relative to `cwd`."""
+    count), each word weighed by how few files hold it: those scoring as the best does, at most `limit`, those
+    named for more of the words first (deploy/poller.service before README.md for "the poller"), then the
+    shallowest, relative to `cwd`."""
     here = Path(cwd)
     words = task_words(task)
     held: dict[str, set[str]] = {}
@@ -333,7 +335,9 @@ def search_files(task: str, cwd: str | Path, limit: int = 3) -> list[str]:
     weight = {w: math.log(1 + len(files) / n) for w, n in files_with.items() if n}
     scores = {f: sum(weight[w] for w in found) for f, found in held.items()}
     best = max(scores.values())
-    return sorted((f for f in scores if scores[f] >= best - 1e-9), key=lambda f: (f.count("/"), f))[:limit]
+    named = {f: sum(bool(re.search(pattern(w), f, re.IGNORECASE)) for w in held[f]) for f in held}
+    return sorted((f for f in scores if scores[f] >= best - 1e-9),
+                  key=lambda f: (-named[f] * (not Path(f).name.startswith(".")), f.count("/"), f))[:limit]
 
 
 def content_search(task: str, cwd: str | Path, top: Sequence[str] | None = None) -> str | None:

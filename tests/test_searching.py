@@ -54,6 +54,7 @@ def test_the_words_searched_for_are_the_tasks_names_without_their_endings():
     assert task_words("which bucket do the offsite copies go to") == ["bucket", "offsite", "copy"]
     assert task_words("what ip does sorrelbank have") == ["ip", "sorrelbank"]
     assert task_words("what is in config/app.json") == []  # a path is read, not searched for
+    assert task_words("how often does the alarm go off before someone is paged") == ["alarm", "pag"]
 
 
 def test_a_short_file_holding_the_rarest_word_is_read_whole(tmp_path):
@@ -260,6 +261,13 @@ def test_a_files_path_counts_as_words_it_holds(tmp_path):
     assert search_files("who is the harbourmaster at the port of Wraysholm", tmp_path) == ["docs/ports.md"]
     (tmp_path / ".harbourmaster.md").write_text("Wraysholm\n")  # a hidden file's name is no word of it
     assert search_files("who is the harbourmaster at Wraysholm", tmp_path) == ["docs/ports.md"]
+    # files holding the task's words as much: first those named for them, then the shallowest
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "relay-poller.service").write_text("[Service]\nExecStart=/opt/relay/poller\nUser=rwpoll\n")
+    for name in ("README.md", "CHANGELOG.md", "NOTES.md"):
+        (tmp_path / name).write_text("The poller asks each site for its state.\n")
+    assert search_files("which account does the poller run under", tmp_path, limit=1) == [
+        "deploy/relay-poller.service"]
 
 
 def test_a_word_weighs_by_how_few_lines_of_all_the_files_here_hold_it(tmp_path):

@@ -224,14 +224,16 @@ def second_look(task: str, command: str, output: str, cwd: str | Path) -> str | 
     here = Path(cwd)
     if not reads_files(output, here):
         return None
-    if any((here / w).exists() for w in names(task)):
+    named = any((here / w).exists() for w in names(task))
+    if named:
         files = _named_files(task, here)
     else:
         files = search_files(task, here) if held_words(task, here) else []
     if not files or shows_best(output, task, files, here):
         return None
-    look = fallbacks(task, [], here, limit=1)
-    return look[0] if look and look[0] != command else None
+    # what `fallbacks` runs first, from the files already chosen
+    look = read_command(task, files[0], here) if named else content_search(task, here, files)
+    return look if look and look != command else None
 
 
 def fallbacks(task: str, ranked: list[str], cwd: str | Path, limit: int = 2) -> list[str]:

@@ -200,7 +200,8 @@ def _best_lines(texts: Sequence[Sequence[str]], task: str, cwd: str | Path,
     """The lines of `texts` that each of the task's words matches (file, line), the words some line holds (those
     on the fewest lines of `texts` first), and the score of each line holding one: the weights (`line_weights`)
     of the words it holds, and a tenth of those of the question words it holds (`asking_words`)."""
-    words, asking = task_words(task), [w for w in asking_words(task) if w not in task_words(task)]
+    words = task_words(task)
+    asking = [w for w in asking_words(task) if w not in words]
     hits = {w: {(f, n) for f, lines in enumerate(texts) for n in matching_lines("\n".join(lines), w)}
             for w in [*words, *asking]}
     held = [w for w in words if hits[w]]
@@ -227,9 +228,8 @@ def search_in(task: str, files: Sequence[str], cwd: str | Path) -> str | None:
     hold none of its words.
 
     The best line is the one holding the most of the task's words, each weighed by how few lines of the files
-    here hold it (`line_weights`). The
-    grep looks for that line's rarest word (and, in each other file, that file's rarest word), with the line's
-    record around it as context (`block`: the YAML block, the JSON object, the INI section, the table), so that
+    here hold it (`line_weights`). The grep looks for that line's word on the fewest lines of `files` (and, in
+    each other file, that file's such word), with the line's record around it as context (`block`: the YAML block, the JSON object, the INI section, the table), so that
     the value a key or a heading names is shown with it. The output must stay short enough to show
     (grounding.is_short): the record is cut to a line above and the lines below that fit, then only each file's
     first match is shown (when that is the best line), then a line of context either side, then none. A line
